@@ -1,0 +1,21 @@
+"""Video object segmentation datasets in the DAVIS / MOSE / LVOS / YouTube-VOS layout."""
+
+from sam2rl.datasets.vos import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VOID_ID,
+    DatasetError,
+    Track,
+    VideoDataset,
+    VideoSequence,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "VOID_ID",
+    "DatasetError",
+    "Track",
+    "VideoDataset",
+    "VideoSequence",
+]

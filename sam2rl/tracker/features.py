@@ -1,0 +1,140 @@
+"""Image-encoder features computed once per frame and shared by every episode on the video.
+
+The image encoder is half or more of SAM 2's cost per frame and does not depend on the
+memory, so training never runs it twice for a frame.
+
+Memory per frame: all three backbone levels the tracker reads, after the mask decoder's
+high-resolution projections (as `SAM2Base.forward_image` returns them):
+hidden/8 x (S/4)^2 + hidden/4 x (S/8)^2 + hidden x (S/16)^2 values, i.e. 4 S^2 values for
+hidden = 256 (all official models): 1 MiB per frame at S = 256 and 16 MiB at S = 1024 in
+float32, half that in bfloat16/float16. The nano model (hidden 128, S = 128) takes 128 KiB.
+The positional encoding of the top level is the same for every frame and is kept once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from sam2.modeling.sam2_base import SAM2Base
+
+__all__ = ["FeatureCache", "FrameFeatures"]
+
+
+@dataclass
+class FrameFeatures:
+    """Backbone features of one frame for each of B tracks, in the layouts sam2's calls take."""
+
+    levels: list[torch.Tensor]  # BCHW per level, high resolution first
+    pos_top: torch.Tensor  # (HW)BC positional encoding of the top level
+
+    @property
+    def feat_sizes(self) -> list[tuple[int, int]]:
+        return [(x.shape[-2], x.shape[-1]) for x in self.levels]
+
+    @property
+    def vision_feats(self) -> list[torch.Tensor]:
+        """BCHW => (HW)BC, as `SAM2Base._prepare_backbone_features` flattens them."""
+        return [x.flatten(2).permute(2, 0, 1) for x in self.levels]
+
+    @property
+    def top(self) -> torch.Tensor:
+        return self.levels[-1]
+
+    @property
+    def high_res(self) -> list[torch.Tensor]:
+        return self.levels[:-1]
+
+
+class FeatureCache:
+    """Backbone levels of T frames ([T, C_l, H_l, W_l] each) for one video or several concatenated."""
+
+    def __init__(self, levels: list[torch.Tensor], pos_top: torch.Tensor, compute_dtype: torch.dtype = torch.float32):
+        self.levels = levels
+        self.pos_top = pos_top  # [C, H, W]
+        self.compute_dtype = compute_dtype
+
+    @property
+    def num_frames(self) -> int:
+        return self.levels[0].shape[0]
+
+    @property
+    def bytes_per_frame(self) -> int:
+        return sum(x[0].numel() * x.element_size() for x in self.levels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.levels[0].device
+
+    @classmethod
+    @torch.inference_mode()
+    def build(cls, model: SAM2Base, frames: Callable[[int], torch.Tensor] | torch.Tensor, num_frames: int | None = None,
+              dtype: torch.dtype = torch.float32, chunk: int = 8, autocast: bool = False) -> FeatureCache:
+        """Run the image encoder once per frame, `chunk` frames per call.
+
+        `frames` is a [T, 3, S, S] tensor or a function t -> [3, S, S] (lazy loading).
+        """
+        get = (lambda t: frames[t]) if isinstance(frames, torch.Tensor) else frames
+        total = len(frames) if num_frames is None else num_frames
+        device = model.device
+        levels: list[list[torch.Tensor]] = []
+        pos_top = None
+        for start in range(0, total, chunk):
+            batch = torch.stack([get(t) for t in range(start, min(start + chunk, total))]).to(device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                out = model.forward_image(batch.float())
+            feats = out["backbone_fpn"][-model.num_feature_levels:]
+            levels.append([f.to(dtype) for f in feats])
+            pos_top = out["vision_pos_enc"][-1][0].float()
+        stacked = [torch.cat([chunk_levels[i] for chunk_levels in levels]) for i in range(len(levels[0]))]
+        return cls(stacked, pos_top)
+
+    def gather(self, index: torch.Tensor) -> FrameFeatures:
+        """Features of frame index[b] for each track b (index into this cache's frames)."""
+        index = index.to(self.device)
+        levels = [x[index].to(self.compute_dtype) for x in self.levels]
+        pos = self.pos_top.flatten(1).t()[:, None, :].expand(-1, index.numel(), -1).to(self.compute_dtype)
+        return FrameFeatures(levels=levels, pos_top=pos)
+
+    def to(self, device: torch.device | str) -> FeatureCache:
+        return FeatureCache([x.to(device) for x in self.levels], self.pos_top.to(device), self.compute_dtype)
+
+    @staticmethod
+    def concat(caches: Sequence[FeatureCache]) -> tuple[FeatureCache, list[int]]:
+        """One cache over several videos, and the frame offset of each video in it."""
+        offsets, total = [], 0
+        for cache in caches:
+            offsets.append(total)
+            total += cache.num_frames
+        levels = [torch.cat([c.levels[i] for c in caches]) for i in range(len(caches[0].levels))]
+        return FeatureCache(levels, caches[0].pos_top, caches[0].compute_dtype), offsets
+
+    # -- on-disk cache -------------------------------------------------------------------------
+
+    @staticmethod
+    def key(*parts: str) -> str:
+        """Cache key from video content, model config, checkpoint digest, input size, dtype."""
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so an interrupted run never leaves a half-written cache file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        try:
+            torch.save({"levels": [x.cpu() for x in self.levels], "pos_top": self.pos_top.cpu()}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeatureCache:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        return cls(payload["levels"], payload["pos_top"])

@@ -1,0 +1,167 @@
+"""Build SAM 2 / 2.1 models by short name through sam2's own configs (and ours)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from sam2.modeling.sam2_base import SAM2Base
+
+from sam2rl.tracker.checkpoint import CheckpointError, file_sha256, load_into
+
+__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "checkpoint_search_dirs"]
+
+_SAM2_CONFIGS = resources.files("sam2") / "configs"
+_OWN_CONFIGS = resources.files("sam2rl") / "configs"
+_REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    config: Path
+    checkpoint_file: str
+
+
+def _official(version: str, size: str, file_size: str) -> _Entry:
+    prefix = "sam2.1" if version == "2.1" else "sam2"
+    folder = "sam2.1" if version == "2.1" else "sam2"
+    return _Entry(
+        Path(str(_SAM2_CONFIGS / folder / f"{prefix}_hiera_{size}.yaml")),
+        f"{prefix}_hiera_{file_size}.pt",
+    )
+
+
+MODELS: dict[str, _Entry] = {
+    f"{prefix}_hiera_{size}": _official(version, size, file_size)
+    for version, prefix in (("2", "sam2"), ("2.1", "sam2.1"))
+    for size, file_size in (("t", "tiny"), ("s", "small"), ("b+", "base_plus"), ("l", "large"))
+}
+"""Short name -> sam2 config and the official checkpoint file name."""
+
+# Settings of `sam2.build_sam.build_sam2_video_predictor` (its `apply_postprocessing`), so that
+# our tracker behaves as `SAM2VideoPredictor` does. Hole filling needs sam2's CUDA extension
+# and is a post-processing of outputs, not of memories; we leave it out.
+_VIDEO_PREDICTOR_OVERRIDES = {
+    "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
+    "model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta": 0.05,
+    "model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh": 0.98,
+    "model.binarize_mask_from_pts_for_mem_enc": True,
+}
+
+
+def checkpoint_search_dirs() -> list[Path]:
+    """Where a checkpoint named only by model is looked for, in order."""
+    dirs = []
+    if env := os.environ.get("SAM2RL_CHECKPOINT_DIR"):
+        dirs.append(Path(env))
+    dirs += [Path.home() / ".cache" / "sam2rl" / "checkpoints", _REPO_DATA]
+    return dirs
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which SAM 2 to build: the identity recorded in caches and agent checkpoints.
+
+    `name` is a short name from `MODELS` (or one of our own configs, e.g. `nano`) or a path
+    to a sam2-style YAML config. `checkpoint` may be omitted for named models whose file is
+    in `checkpoint_search_dirs()`; random weights only when `random_weights=True`.
+    """
+
+    name: str
+    checkpoint: str | None = None
+    image_size: int | None = None
+    random_weights: bool = False
+    sha256: str | None = None
+    overrides: dict[str, object] = field(default_factory=dict)
+
+    def config_path(self) -> Path:
+        if self.name in MODELS:
+            return MODELS[self.name].config
+        own = Path(str(_OWN_CONFIGS / f"{self.name}.yaml"))
+        if own.is_file():
+            return own
+        path = Path(self.name)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return path
+        known = ", ".join(sorted(MODELS) + own_model_names())
+        raise ValueError(f"unknown SAM 2 model {self.name!r}: use one of {known} or a path to a YAML config")
+
+    def checkpoint_file_name(self) -> str:
+        return MODELS[self.name].checkpoint_file if self.name in MODELS else f"{self.name}.pt"
+
+    def resolve_checkpoint(self) -> Path | None:
+        """The checkpoint file to load, None for random weights; error if it cannot be found."""
+        if self.random_weights:
+            if self.checkpoint is not None:
+                raise ValueError(f"model {self.name}: give a checkpoint or random_weights=True, not both")
+            return None
+        if self.checkpoint is not None:
+            path = Path(self.checkpoint).expanduser()
+            if not path.is_file():
+                raise CheckpointError(f"checkpoint {path} for model {self.name}: file not found")
+            return path
+        file_name = self.checkpoint_file_name()
+        for folder in checkpoint_search_dirs():
+            if (folder / file_name).is_file():
+                return folder / file_name
+        where = ", ".join(str(d) for d in checkpoint_search_dirs())
+        raise CheckpointError(
+            f"model {self.name} needs its checkpoint {file_name}: pass checkpoint=PATH, or put "
+            f"the file in one of: {where} (SAM2RL_CHECKPOINT_DIR sets the first); "
+            "random weights only with random_weights=True"
+        )
+
+
+def own_model_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _OWN_CONFIGS.iterdir() if p.name.endswith(".yaml"))
+
+
+def _size_overrides(image_size: int) -> dict[str, object]:
+    if image_size <= 0 or image_size % 32:
+        raise ValueError(f"image_size must be a positive multiple of 32, got {image_size}")
+    feat = [image_size // 16, image_size // 16]
+    layer = "model.memory_attention.layer"
+    # RoPE tables are sized at construction; a mismatch makes sam2 recompute them every call.
+    return {
+        "model.image_size": image_size,
+        f"{layer}.self_attention.feat_sizes": feat,
+        f"{layer}.cross_attention.feat_sizes": feat,
+    }
+
+
+def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tuple[SAM2Base, Path | None]:
+    """Instantiate sam2's `SAM2Base` from its config with the video-predictor settings.
+
+    Returns the model (eval mode) and the checkpoint file it was loaded from.
+    """
+    config = spec.config_path()
+    checkpoint = spec.resolve_checkpoint()
+    cfg = OmegaConf.load(config)
+    if "model" not in cfg:
+        raise ValueError(f"config {config}: no `model` section (not a sam2 model config)")
+    overrides: dict[str, object] = {"model._target_": "sam2.modeling.sam2_base.SAM2Base"}
+    overrides.update(_VIDEO_PREDICTOR_OVERRIDES)
+    if spec.image_size is not None:
+        overrides.update(_size_overrides(spec.image_size))
+    overrides.update(spec.overrides)
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    OmegaConf.resolve(cfg)
+    model = instantiate(cfg.model, _recursive_=True)
+    if checkpoint is None:
+        warnings.warn(f"model {spec.name}: random weights (no checkpoint); masks will be meaningless",
+                      stacklevel=2)
+    else:
+        load_into(model, checkpoint, str(config), spec.sha256)
+    return model.to(device).eval(), checkpoint
+
+
+def checkpoint_digest(path: Path | None) -> str:
+    """Identity of the weights for cache keys: sha256 of the file, or 'random'."""
+    return "random" if path is None else file_sha256(path)
