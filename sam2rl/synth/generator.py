@@ -53,7 +53,7 @@ GENERATOR_VERSION = 1
 #: proportionally for other lengths.
 REFERENCE_FRAMES = 48
 #: A distractor is "near" when its centre is within this many target diameters.
-NEAR_DIAMETERS = 1.5
+NEAR_DIAMETERS = 1.0
 #: A frame is "fast motion" when the target centre moved more than this fraction
 #: of the frame size since the previous frame (cruising speed is < 0.05).
 FAST_MOTION_FRACTION = 0.1
@@ -82,7 +82,7 @@ class Difficulty:
     # look-alike distractors
     num_distractors: tuple[int, int] = (1, 2)
     distractor_passes: tuple[int, int] = (2, 3)
-    pass_distance: tuple[float, float] = (0.3, 1.0)  # centre offset at the pass, target diameters
+    pass_distance: tuple[float, float] = (0.2, 0.8)  # centre offset at the pass, target diameters
     distractor_hue_jitter: float = 0.04  # std of hue offset (hue circle = 1): lower = more alike
     distractor_size_jitter: float = 0.12  # std of log radius
     distractor_front_prob: float = 0.5  # chance a distractor is drawn above the target
@@ -118,7 +118,7 @@ DIFFICULTIES: dict[str, Difficulty] = {
         speed=(0.008, 0.015),
         num_distractors=(1, 1),
         distractor_passes=(0, 1),
-        pass_distance=(1.0, 1.4),
+        pass_distance=(0.6, 0.9),
         distractor_hue_jitter=0.10,
         distractor_size_jitter=0.2,
         distractor_front_prob=0.3,
@@ -142,7 +142,7 @@ DIFFICULTIES: dict[str, Difficulty] = {
         speed=(0.015, 0.025),
         num_distractors=(2, 3),
         distractor_passes=(4, 6),
-        pass_distance=(0.0, 0.6),
+        pass_distance=(0.0, 0.5),
         distractor_hue_jitter=0.02,
         distractor_size_jitter=0.08,
         distractor_front_prob=0.6,
@@ -467,9 +467,28 @@ def _target_path(rng, d: Difficulty, T: int, S: int, rb_max: float, jump_frames,
 
 
 def _distractor_path(rng, T: int, S: int, speed: float, meets, target_xy, target_diam):
-    """Smooth path through the meeting points ``meets`` = [(frame, xy, velocity)], elsewhere wandering."""
+    """Smooth path through the meeting points ``meets`` = [(frame, xy, velocity)].
+
+    Between and around the passes the path's waypoints are picked away from the
+    target (at least 2.5 target diameters where possible), so that a distractor is
+    near the target mostly at its scheduled passes.
+    """
     inner_lo, inner_hi = 0.1 * S, 0.9 * S
-    for _try in range(12):
+
+    def away(base: np.ndarray, spread: float, tau: float) -> np.ndarray:
+        k = int(np.clip(round(tau), 0, T - 1))
+        cand = np.clip(base[None, :] + spread * rng.normal(size=(16, 2)), inner_lo, inner_hi)
+        cand = np.concatenate([np.clip(base, inner_lo, inner_hi)[None, :], cand])
+        dist = np.linalg.norm(cand - target_xy[k], axis=1)
+        ok = dist >= 2.5 * target_diam[k]
+        return cand[int(np.argmax(ok))] if ok.any() else cand[int(np.argmax(dist))]
+
+    def step(prev: np.ndarray, L: float) -> np.ndarray:
+        a = rng.uniform(0, 2 * math.pi)
+        return prev + speed * L * np.array([math.cos(a), math.sin(a)])
+
+    path = None
+    for _try in range(16):
         times: list[float] = []
         pts: list[np.ndarray] = []
         tans: list[np.ndarray | None] = []
@@ -477,38 +496,36 @@ def _distractor_path(rng, T: int, S: int, speed: float, meets, target_xy, target
             for j, (tm, xy, vel) in enumerate(meets):
                 if j > 0:  # swing away between two passes
                     tp, xp, _ = meets[j - 1]
-                    mid = (xp + xy) / 2
-                    dirv = xy - xp
-                    perp = np.array([-dirv[1], dirv[0]]) / (np.linalg.norm(dirv) + 1e-9)
-                    times.append((tp + tm) / 2)
-                    pts.append(np.clip(mid + perp * rng.uniform(-0.3, 0.3) * S, inner_lo, inner_hi))
+                    tau = (tp + tm) / 2
+                    times.append(tau)
+                    pts.append(away((xp + xy) / 2, 0.3 * S, tau))
                     tans.append(None)
                 times.append(float(tm))
                 pts.append(np.asarray(xy, dtype=float))
                 tans.append(np.asarray(vel, dtype=float))
-            L = rng.uniform(8, 14)
-            times.insert(0, meets[0][0] - L)
-            pts.insert(0, np.clip(meets[0][1] - meets[0][2] * L, inner_lo, inner_hi))
-            tans.insert(0, None)
+            L = min(rng.uniform(8, 14), float(meets[0][0]))
+            if L > 0:
+                times.insert(0, meets[0][0] - L)
+                pts.insert(0, away(meets[0][1] - meets[0][2] * L, 0.15 * S, times[0]))
+                tans.insert(0, None)
             L = rng.uniform(8, 14)
             times.append(meets[-1][0] + L)
-            pts.append(np.clip(meets[-1][1] + meets[-1][2] * L, inner_lo, inner_hi))
+            pts.append(away(meets[-1][1] + meets[-1][2] * L, 0.15 * S, times[-1]))
             tans.append(None)
         else:
             times.append(0.0)
-            pts.append(rng.uniform(inner_lo, inner_hi, size=2))
+            pts.append(away(np.array([S / 2, S / 2]), 0.3 * S, 0.0))
             tans.append(None)
-        while times[0] > 0:  # wander backwards / forwards to cover [0, T-1]
-            L = rng.uniform(8, 14)
-            a = rng.uniform(0, 2 * math.pi)
-            times.insert(0, times[0] - L)
-            pts.insert(0, np.clip(pts[0] + speed * L * np.array([math.cos(a), math.sin(a)]), inner_lo, inner_hi))
-            tans.insert(0, None)
+        if times[0] > 0:  # wander back to frame 0, where a waypoint sits away from the target
+            n = math.ceil(times[0] / 12)
+            for tau in np.linspace(0, times[0], n + 1)[-2::-1]:
+                times.insert(0, float(tau))
+                pts.insert(0, away(step(pts[0], times[1] - tau), 0.1 * S, tau))
+                tans.insert(0, None)
         while times[-1] < T - 1:
             L = rng.uniform(8, 14)
-            a = rng.uniform(0, 2 * math.pi)
             times.append(times[-1] + L)
-            pts.append(np.clip(pts[-1] + speed * L * np.array([math.cos(a), math.sin(a)]), inner_lo, inner_hi))
+            pts.append(away(step(pts[-1], L), 0.1 * S, times[-1]))
             tans.append(None)
         tt = np.array(times)
         P = np.stack(pts)
@@ -520,9 +537,9 @@ def _distractor_path(rng, T: int, S: int, speed: float, meets, target_xy, target
                 i0, i1 = max(i - 1, 0), min(i + 1, len(tt) - 1)
                 M[i] = (P[i1] - P[i0]) / max(tt[i1] - tt[i0], 1e-9)
         path = _hermite(tt, P, M, np.arange(T, dtype=np.float64))
-        # the prompted frames (0..2) must show the target well apart from every distractor
-        far = np.linalg.norm(path[:3] - target_xy[:3], axis=1) > 2.0 * target_diam[:3]
-        if far.all():
+        # the prompt frames (0..2) must show the target well apart from every distractor
+        k = min(3, T)
+        if (np.linalg.norm(path[:k] - target_xy[:k], axis=1) > 2.0 * target_diam[:k]).all():
             break
     return path
 
@@ -572,7 +589,7 @@ def _build_scene(seed: int, difficulty: str | Difficulty, num_frames: int, size:
     # ---- schedule
     first = min(6, max(T - 1, 1))
     occ_windows = _place_windows(rng, _scaled_count(rng, d.occlusions, T), d.occlusion_frames, first, T - 1, gap=4)
-    banned = {t for a, b in occ_windows for t in range(a + 1, b)}
+    banned = {t for a, b in occ_windows for t in range(a - 1, b + 2)}
     jump_frames: list[int] = []
     for _ in range(_scaled_count(rng, d.jumps, T)):
         cand = [t for t in range(3, T) if t not in banned and all(abs(t - j) >= 4 for j in jump_frames)]
@@ -605,7 +622,7 @@ def _build_scene(seed: int, difficulty: str | Difficulty, num_frames: int, size:
     for p in range(n_pass):
         k = p % n_d
         for _try in range(50):
-            tm = int(rng.integers(min(6, T - 1), T)) if T > 1 else 0
+            tm = int(rng.integers(min(10, T - 1), T)) if T > 1 else 0
             if tm in occl_frames or any(abs(tm - o) < 10 for o in per_d[k]):
                 continue
             per_d[k].append(tm)
@@ -626,7 +643,7 @@ def _build_scene(seed: int, difficulty: str | Difficulty, num_frames: int, size:
             (hue, sat, val), rng.uniform(0, 2 * math.pi), rng.uniform(-0.04, 0.04),
         )
         blob.tex_phase = np.full(T, rng.uniform(0, 2 * math.pi))
-        dspeed = _uniform(rng, d.speed) * S * rng.uniform(1.0, 1.5)
+        dspeed = _uniform(rng, d.speed) * S * rng.uniform(1.5, 2.5)
         meets = []
         for tm in sorted(per_d[k]):
             a = rng.uniform(0, 2 * math.pi)
@@ -647,14 +664,14 @@ def _build_scene(seed: int, difficulty: str | Difficulty, num_frames: int, size:
         win = np.arange(a, b)
         d_lin = np.interp(win, [a, b - 1], [proj[a], proj[b - 1]]) if b - 1 > a else proj[win]
         need = float(rb[win].max() + 0.02 * S + 1.0 + np.abs(d_lin - proj[win]).max())
-        half = max(need, rng.uniform(0.1, 0.18) * S)
+        half = max(need, rng.uniform(0.08, 0.14) * S)
         shift = rng.uniform(-1, 1) * 0.8 * (half - need)
         d0, d1 = proj[a] + shift, proj[b - 1] + shift
         sgn = np.sign(d1 - d0) if abs(d1 - d0) > 1e-6 else rng.choice([-1.0, 1.0])
         pc = corners @ n
         d_in = pc.min() - half - 1 if sgn > 0 else pc.max() + half + 1
         d_out = pc.max() + half + 1 if sgn > 0 else pc.min() - half - 1
-        vb = rng.uniform(0.06, 0.1) * S
+        vb = rng.uniform(0.1, 0.16) * S
         vb = max(vb, abs(d0 - d_in) / max(a - 1, 1))  # off screen at frame 0
         pre = max(2, math.ceil(abs(d0 - d_in) / vb))
         post = max(2, math.ceil(abs(d_out - d1) / vb))
@@ -835,6 +852,18 @@ def davis_palette() -> list[int]:
     return pal
 
 
+def _dump_meta(meta: dict) -> str:
+    """JSON with one line per top-level key and per video (readable, still valid and deterministic)."""
+    lines = []
+    for k in sorted(meta):
+        if k == "videos":
+            body = ",\n  ".join(json.dumps(v, sort_keys=True) for v in meta[k])
+            lines.append(f' "{k}": [\n  {body}\n ]' if body else f' "{k}": []')
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(meta[k], sort_keys=True)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_dataset(
     out: str | Path,
     num: int,
@@ -887,5 +916,5 @@ def write_dataset(
         "fast_motion_fraction": FAST_MOTION_FRACTION,
         "videos": videos,
     }
-    (out / "synth.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    (out / "synth.json").write_text(_dump_meta(meta))
     return names

@@ -13,19 +13,24 @@ then the controller's action goes to `bank.apply(candidate, action)`.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import get_1d_sine_pe
+from omegaconf import OmegaConf
 from tensordict import tensorclass
+
+from sam2rl.datasets import VideoSequence
 
 from sam2rl.tracker.bank import Memories, MemoryBank
 from sam2rl.tracker.features import FeatureCache, FrameFeatures
-from sam2rl.tracker.models import ModelSpec, build_sam2_model, checkpoint_digest
+from sam2rl.tracker.models import ModelSpec, build_sam2_model, checkpoint_digest, model_config
 
 __all__ = ["Prediction", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
 
@@ -101,6 +106,17 @@ class Tracker:
         model, checkpoint = build_sam2_model(spec, device)
         return cls(model, settings, spec, checkpoint_digest(checkpoint))
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """What makes two trackers give the same outputs: config, weights, input size."""
+        config = OmegaConf.to_yaml(model_config(self.spec)) if self.spec is not None else "unknown"
+        return {
+            "model": self.spec.name if self.spec is not None else type(self.model).__name__,
+            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+            "weights_sha256": self.weights_digest,
+            "image_size": str(self.image_size),
+        }
+
     # -- sizes -------------------------------------------------------------------------------
 
     @property
@@ -122,9 +138,24 @@ class Tracker:
         )
 
     def encode_frames(self, frames: torch.Tensor, chunk: int = 8) -> FeatureCache:
-        """Image features of [T, 3, S, S] frames (see `FeatureCache.build` for lazy loading)."""
+        """Image features of [T, 3, S, S] frames."""
         return FeatureCache.build(self.model, frames, dtype=self.settings.feature_dtype, chunk=chunk,
                                   autocast=self.settings.autocast)
+
+    def video_features(self, video: VideoSequence, cache_dir: str | Path | None = None, chunk: int = 8) -> FeatureCache:
+        """Features of every frame of `video`, loaded lazily; reused from `cache_dir` when the
+        video bytes, model config, weights, input size and dtype all match."""
+        path = None
+        if cache_dir is not None and self.spec is not None:
+            key = FeatureCache.key(video.content_hash(), *self.identity.values(), str(self.settings.feature_dtype))
+            path = Path(cache_dir) / f"{video.name}-{key}.pt"
+            if path.is_file():
+                return FeatureCache.load(path, self.device)
+        cache = FeatureCache.build(self.model, lambda t: video.frame(t, self.image_size), video.num_frames,
+                                   dtype=self.settings.feature_dtype, chunk=chunk, autocast=self.settings.autocast)
+        if path is not None:
+            cache.save(path)
+        return cache
 
     @contextmanager
     def _autocast(self) -> Iterator[None]:

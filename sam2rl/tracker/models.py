@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from sam2.modeling.sam2_base import SAM2Base
 
 from sam2rl.tracker.checkpoint import CheckpointError, file_sha256, load_into
 
-__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "checkpoint_search_dirs"]
+__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "checkpoint_search_dirs", "model_config"]
 
 _SAM2_CONFIGS = resources.files("sam2") / "configs"
 _OWN_CONFIGS = resources.files("sam2rl") / "configs"
@@ -135,30 +135,32 @@ def _size_overrides(image_size: int) -> dict[str, object]:
     }
 
 
-def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tuple[SAM2Base, Path | None]:
-    """Instantiate sam2's `SAM2Base` from its config with the video-predictor settings.
-
-    Returns the model (eval mode) and the checkpoint file it was loaded from.
-    """
+def model_config(spec: ModelSpec, target: str = "sam2.modeling.sam2_base.SAM2Base") -> DictConfig:
+    """The resolved sam2 config of `spec` with the video-predictor settings and input size."""
     config = spec.config_path()
-    checkpoint = spec.resolve_checkpoint()
     cfg = OmegaConf.load(config)
     if "model" not in cfg:
         raise ValueError(f"config {config}: no `model` section (not a sam2 model config)")
-    overrides: dict[str, object] = {"model._target_": "sam2.modeling.sam2_base.SAM2Base"}
-    overrides.update(_VIDEO_PREDICTOR_OVERRIDES)
+    overrides: dict[str, object] = {"model._target_": target, **_VIDEO_PREDICTOR_OVERRIDES}
     if spec.image_size is not None:
         overrides.update(_size_overrides(spec.image_size))
     overrides.update(spec.overrides)
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value, force_add=True)
     OmegaConf.resolve(cfg)
-    model = instantiate(cfg.model, _recursive_=True)
+    return cfg
+
+
+def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tuple[SAM2Base, Path | None]:
+    """Instantiate sam2's `SAM2Base` from its config; returns it (eval mode) and its checkpoint file."""
+    config = model_config(spec)
+    checkpoint = spec.resolve_checkpoint()
+    model = instantiate(config.model, _recursive_=True)
     if checkpoint is None:
         warnings.warn(f"model {spec.name}: random weights (no checkpoint); masks will be meaningless",
                       stacklevel=2)
     else:
-        load_into(model, checkpoint, str(config), spec.sha256)
+        load_into(model, checkpoint, str(spec.config_path()), spec.sha256)
     return model.to(device).eval(), checkpoint
 
 
