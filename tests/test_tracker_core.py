@@ -193,17 +193,12 @@ def run(tracker: Tracker, cache: FeatureCache, prompt: torch.Tensor, actions: to
     batch = actions.shape[0]
     zeros = torch.zeros(batch, dtype=torch.long)
     total = torch.full((batch,), cache.num_frames)
-    bank = tracker.new_bank(batch)
-    _, anchor = tracker.prompt(cache.gather(zeros), prompt.expand(batch, -1, -1, -1), zeros)
-    bank = bank.apply(anchor, torch.full((batch,), bank.anchor_action))
+    _, bank = tracker.start(cache.gather(zeros), prompt.expand(batch, -1, -1, -1), zeros)
     logits = []
     for t in range(1, cache.num_frames):
-        frame = zeros + t
-        features = cache.gather(frame)
-        prediction = tracker.predict(features, bank, frame, total)
-        memory = tracker.remember(features, prediction, prediction.sam_choice, frame)
-        bank = bank.apply(memory, actions[:, t - 1]).push_pointer(memory.obj_ptr, frame)
-        logits.append(prediction.low_res_masks)
+        step = tracker.step(cache.gather(zeros + t), bank, zeros + t, total, act=lambda *_: actions[:, t - 1])
+        bank = step.bank
+        logits.append(step.prediction.low_res_masks)
     return logits
 
 
@@ -230,11 +225,9 @@ def test_batch_of_different_banks_equals_one_track_at_a_time(tracker: Tracker) -
 def test_candidate_pointers_include_sam2_choice(tracker: Tracker) -> None:
     cache = tracker.encode_frames(torch.randn(3, 3, 64, 64))
     zeros = torch.zeros(2, dtype=torch.long)
-    bank = tracker.new_bank(2)
     prompt = torch.zeros(2, 1, 64, 64)
     prompt[:, :, 10:30, 10:30] = 1
-    _, anchor = tracker.prompt(cache.gather(zeros), prompt, zeros)
-    bank = bank.apply(anchor, torch.full((2,), bank.anchor_action))
+    _, bank = tracker.start(cache.gather(zeros), prompt, zeros)
     features = cache.gather(zeros + 1)
     prediction = tracker.predict(features, bank, zeros + 1, zeros + 3)
     pix = tracker._condition(features, bank, zeros + 1, zeros + 3)

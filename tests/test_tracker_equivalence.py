@@ -40,13 +40,12 @@ def track_fifo(tracker: Tracker, clip: Path) -> dict[int, torch.Tensor]:
     one = torch.ones(1, dtype=torch.long)
     total = torch.full((1,), video.num_frames)
     prompt = torch.from_numpy(video.object_mask(0, 1))[None]
-    bank = tracker.new_bank(1)
-    low, anchor = tracker.prompt(cache.gather(0 * one), resize_prompt_mask(prompt, size), 0 * one)
-    bank = bank.apply(anchor, torch.full((1,), bank.anchor_action))
+    low, bank = tracker.start(cache.gather(0 * one), resize_prompt_mask(prompt, size), 0 * one)
     out = {0: to_video_resolution(low, video.height, video.width)[0, 0]}
     for t in range(1, video.num_frames):
-        prediction, _, bank = tracker.step(cache.gather(t * one), bank, t * one, total)
-        out[t] = to_video_resolution(prediction.mask_logits(prediction.sam_choice), video.height, video.width)[0, 0]
+        step = tracker.step(cache.gather(t * one), bank, t * one, total)
+        bank = step.bank
+        out[t] = to_video_resolution(step.prediction.mask_logits(step.choice), video.height, video.width)[0, 0]
     return out
 
 

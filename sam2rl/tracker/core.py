@@ -17,7 +17,7 @@ import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from sam2rl.tracker.bank import Memories, MemoryBank
 from sam2rl.tracker.features import FeatureCache, FrameFeatures
 from sam2rl.tracker.models import ModelSpec, build_sam2_model, checkpoint_digest, model_config
 
-__all__ = ["Prediction", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
+__all__ = ["Prediction", "Step", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,20 @@ class Prediction:
         """[B, 1, S/4, S/4] low-res logits of the chosen candidates."""
         rows = torch.arange(choice.shape[0], device=choice.device)
         return self.low_res_masks[rows, choice].unsqueeze(1)
+
+
+Chooser = Callable[[Prediction, MemoryBank], torch.Tensor]
+Actor = Callable[[Prediction, Memories, MemoryBank], torch.Tensor]
+
+
+class Step(NamedTuple):
+    """Everything one tracked frame produced, for controllers, rewards and logs."""
+
+    prediction: Prediction
+    choice: torch.Tensor  # [B] candidate taken as the prediction
+    candidate: Memories  # [B] memory of this frame
+    action: torch.Tensor  # [B] what the bank did with it
+    bank: MemoryBank  # the bank after the action
 
 
 def resize_prompt_mask(mask: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -206,13 +220,24 @@ class Tracker:
         return self._memories(memory, prediction.obj_ptrs[rows, choice], frame, prediction.object_score,
                               prediction.ious[rows, choice], high)
 
-    def step(self, features: FrameFeatures, bank: MemoryBank, frame: torch.Tensor,
-             num_frames: torch.Tensor) -> tuple[Prediction, Memories, MemoryBank]:
-        """One frame with SAM 2's own rules (its candidate choice, FIFO memory)."""
+    def start(self, features: FrameFeatures, masks: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, MemoryBank]:
+        """New banks for B tracks prompted on `frame`: (prompt low-res logits, banks with the prompt anchor)."""
+        low, anchor = self.prompt(features, masks, frame)
+        bank = self.new_bank(masks.shape[0])
+        return low, bank.apply(anchor, torch.full_like(anchor.frame, bank.anchor_action))
+
+    def step(self, features: FrameFeatures, bank: MemoryBank, frame: torch.Tensor, num_frames: torch.Tensor,
+             choose: Chooser | None = None, act: Actor | None = None) -> Step:
+        """One tracked frame: predict, pick a candidate, encode it, apply the action.
+
+        Without `choose`/`act` this is SAM 2 itself (highest predicted IoU, FIFO memory).
+        """
         prediction = self.predict(features, bank, frame, num_frames)
-        candidate = self.remember(features, prediction, prediction.sam_choice, frame)
-        bank = bank.apply(candidate, bank.fifo_action()).push_pointer(candidate.obj_ptr, candidate.frame)
-        return prediction, candidate, bank
+        choice = prediction.sam_choice if choose is None else choose(prediction, bank)
+        candidate = self.remember(features, prediction, choice, frame)
+        action = bank.fifo_action() if act is None else act(prediction, candidate, bank)
+        new_bank = bank.apply(candidate, action).push_pointer(candidate.obj_ptr, candidate.frame)
+        return Step(prediction, choice, candidate, action, new_bank)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+"""The `sam2rl` command: one subcommand per job, each module owning its own arguments."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+
+COMMANDS = {
+    "eval": ("sam2rl.evaluation.cli", "track a dataset with memory controllers and score them"),
+    "synth": ("sam2rl.synth.cli", "write synthetic tracking videos in the DAVIS layout"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<8} {summary}" for name, (_, summary) in COMMANDS.items()]
+        print("usage: sam2rl COMMAND [options]   (sam2rl COMMAND --help for its options)\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    warnings.filterwarnings("ignore", message=".*cannot import name '_C' from 'sam2'.*")
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

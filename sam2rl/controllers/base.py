@@ -1,0 +1,60 @@
+"""The controller interface: what every memory rule (heuristic, oracle, learned agent) implements."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import torch
+
+from sam2rl.tracker import Memories, MemoryBank, Prediction
+
+__all__ = ["CONTROLLERS", "Controller", "make_controller", "register_controller"]
+
+
+class Controller:
+    """Decides, for B tracks after each frame, which candidate mask is the prediction and what
+    the memory bank does with the frame's memory (an action, see `sam2rl.tracker.bank`).
+
+    Controllers hold per-episode state only; `reset` starts B new episodes.
+    """
+
+    name = "controller"
+
+    def reset(self, batch_size: int) -> None:
+        """Forget per-episode state; called before the prompt frame of B new tracks."""
+
+    def choose(self, prediction: Prediction, bank: MemoryBank) -> torch.Tensor:
+        """[B] index of the multimask candidate that becomes the prediction (SAM 2's by default)."""
+        return prediction.sam_choice
+
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        """[B] action on the candidate memory of this frame."""
+        raise NotImplementedError
+
+
+CONTROLLERS: dict[str, Callable[..., Controller]] = {}
+
+
+def register_controller(name: str) -> Callable[[type[Controller]], type[Controller]]:
+    def register(cls: type[Controller]) -> type[Controller]:
+        CONTROLLERS[name] = cls
+        cls.name = name
+        return cls
+
+    return register
+
+
+def make_controller(name: str, **options: object) -> Controller:
+    """A registered controller by name, or a user's class by dotted path (`mypkg.mod.MyRule`)."""
+    if name in CONTROLLERS:
+        return CONTROLLERS[name](**options)
+    module, _, attr = name.rpartition(".")
+    if module:
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"controller {name!r}: cannot import it ({error})") from error
+        return factory(**options)
+    raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(CONTROLLERS))} "
+                     "(or a dotted path to your own Controller class)")

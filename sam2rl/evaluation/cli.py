@@ -1,0 +1,86 @@
+"""`sam2rl eval`: track a dataset with memory controllers, print and save the scores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from sam2rl.controllers import make_controller
+from sam2rl.datasets import DatasetError, VideoDataset
+from sam2rl.evaluation.evaluate import evaluate
+from sam2rl.tracker import CheckpointError, ModelSpec, Tracker
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam2rl eval", description=__doc__)
+    parser.add_argument("--data", required=True, type=Path, help="dataset root in the DAVIS layout")
+    parser.add_argument("--split", help="text file listing the sequences to use (default: all)")
+    parser.add_argument("--model", default="nano", help="SAM 2 short name (sam2.1_hiera_t, ..., nano)")
+    parser.add_argument("--config", help="path to a sam2-style model YAML (instead of --model)")
+    parser.add_argument("--checkpoint", help="official-format checkpoint ({'model': state_dict})")
+    parser.add_argument("--random-weights", action="store_true", help="no checkpoint: random weights (plumbing only)")
+    parser.add_argument("--image-size", type=int, help="model input size, a multiple of 32 (default: the config's)")
+    parser.add_argument("--controllers", default="fifo", help="comma-separated controller names")
+    parser.add_argument("--skip-first", type=int, default=7, help="frames skipped by the tracking-quality mean")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")
+    parser.add_argument("--dump-masks", type=Path, help="write predicted masks here (DAVIS layout, per controller)")
+    parser.add_argument("--json", type=Path, help="write all scores here")
+    return parser
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        json.dump(payload, out, indent=1)
+    os.replace(tmp, path)
+
+
+def _table(results: dict) -> Table:
+    table = Table(title=f"sam2rl eval — {results['model']['model']} @ {results['model']['image_size']} px")
+    for column in ("controller", "quality", "J", "F", "J&F", "presence", "fps", "vs FIFO"):
+        table.add_column(column, justify="left" if column == "controller" else "right")
+    for name, entry in results["controllers"].items():
+        o = entry["overall"]
+        gain = o.get("gain_over_fifo")
+        table.add_row(name, f"{o['quality']:.3f}", f"{o['j_mean']:.3f}", f"{o['f_mean']:.3f}", f"{o['jf_mean']:.3f}",
+                      f"{o['presence']:.3f}", f"{o['fps']:.1f}", "" if gain is None else "n/a" if gain != gain else f"{gain:+.1%}")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    spec = ModelSpec(args.config or args.model, checkpoint=args.checkpoint, image_size=args.image_size,
+                     random_weights=args.random_weights)
+    try:
+        controllers = [make_controller(name.strip()) for name in args.controllers.split(",") if name.strip()]
+        dataset = VideoDataset(args.data, split=args.split)
+        total = sum(len(video.tracks()) for video in dataset.sequences)
+        tracker = Tracker.from_spec(spec, device=args.device)
+    except (ValueError, DatasetError, CheckpointError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("tracking", total=len(dataset) * len(controllers))
+        results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
+                           cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task))
+    results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
+    console.print(_table(results))
+    if args.json is not None:
+        _write_json(args.json, results)
+        console.print(f"scores: {args.json}")
+    if args.dump_masks is not None:
+        console.print(f"masks: {args.dump_masks}")
+    return 0

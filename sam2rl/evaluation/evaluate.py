@@ -1,0 +1,89 @@
+"""Score controllers on a dataset: per-track metrics, per-sequence and overall summaries, masks on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sam2rl.controllers import Controller
+from sam2rl.datasets import VideoDataset, VideoSequence
+from sam2rl.datasets.palette import davis_palette
+from sam2rl.evaluation.metrics import score_track
+from sam2rl.evaluation.tracking import TrackRun, track_video
+from sam2rl.tracker import Tracker
+
+__all__ = ["evaluate", "write_masks"]
+
+SUMMARY_KEYS = ("quality", "j_mean", "f_mean", "jf_mean", "presence")
+
+
+def _ground_truth(video: VideoSequence, run: TrackRun) -> tuple[torch.Tensor, torch.Tensor]:
+    masks, annotated = [], []
+    for t in run.frames:
+        mask = video.object_mask(t, run.track.object_id)
+        annotated.append(mask is not None)
+        masks.append(torch.zeros(video.height, video.width, dtype=torch.bool) if mask is None else torch.from_numpy(mask))
+    return torch.stack(masks), torch.tensor(annotated)
+
+
+def _mean(rows: Sequence[dict], key: str) -> float:
+    return float(np.mean([row[key] for row in rows])) if rows else float("nan")
+
+
+def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
+    """DAVIS-layout palette PNGs at the video's resolution; where objects overlap the higher id wins."""
+    folder = out / video.name
+    folder.mkdir(parents=True, exist_ok=True)
+    palette = Image.open(video.mask_paths[0]).getpalette() if video.mask_paths else None
+    for t in range(video.num_frames):
+        ids = np.zeros((video.height, video.width), dtype=np.uint8)
+        for run in sorted(runs, key=lambda r: r.track.object_id):
+            if run.track.prompt_frame <= t:
+                ids[run.masks[t - run.track.prompt_frame].numpy()] = run.track.object_id
+        image = Image.fromarray(ids, mode="P")
+        image.putpalette(palette or davis_palette())
+        image.save(folder / f"{t:05d}.png")
+
+
+def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
+             dump_masks: Path | None = None, cache_dir: Path | None = None,
+             on_track: Callable[[str, str], None] | None = None) -> dict:
+    """Track every object of every sequence with each controller and score it.
+
+    Returns a JSON-ready dict: the model identity, then per controller the per-track scores,
+    per-sequence means and overall means (over tracks), frames per second, and the relative
+    improvement of tracking quality over FIFO when FIFO is among the controllers.
+    """
+    results: dict = {"model": tracker.identity, "skip_first": skip_first, "controllers": {}}
+    for controller in controllers:
+        results["controllers"][controller.name] = {"sequences": {}, "tracks": []}
+    for video in dataset.sequences:
+        features = tracker.video_features(video, cache_dir=cache_dir)
+        for controller in controllers:
+            runs = track_video(tracker, video, controller, features=features)
+            entry = results["controllers"][controller.name]
+            rows = []
+            for run in runs:
+                gt, annotated = _ground_truth(video, run)
+                scores = score_track(run.masks, gt, skip_first=skip_first, annotated=annotated).to_dict()
+                rows.append({"sequence": video.name, "object_id": run.track.object_id,
+                             "prompt_frame": run.track.prompt_frame, "fps": 1.0 / max(run.seconds / max(len(run.frames) - 1, 1), 1e-9),
+                             **scores, "bank_frames": run.bank_frames.tolist(), "actions": run.actions.tolist()})
+            entry["tracks"] += rows
+            entry["sequences"][video.name] = {key: _mean(rows, key) for key in SUMMARY_KEYS}
+            if dump_masks is not None:
+                write_masks(Path(dump_masks) / controller.name, video, runs)
+            if on_track is not None:
+                on_track(video.name, controller.name)
+    for entry in results["controllers"].values():
+        entry["overall"] = {key: _mean(entry["tracks"], key) for key in (*SUMMARY_KEYS, "fps")}
+    fifo = results["controllers"].get("fifo")
+    for entry in results["controllers"].values():
+        if fifo is not None:
+            base = fifo["overall"]["quality"]
+            entry["overall"]["gain_over_fifo"] = (entry["overall"]["quality"] - base) / base if base else float("nan")
+    return results
