@@ -8,6 +8,7 @@ import warnings
 
 COMMANDS = {
     "eval": ("sam2rl.evaluation.cli", "track a dataset with memory controllers and score them"),
+    "bench": ("sam2rl.benchmark.cli", "time the image encoder and the batched tracking step"),
     "synth": ("sam2rl.synth.cli", "write synthetic tracking videos in the DAVIS layout"),
 }
 

@@ -48,7 +48,9 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _table(results: dict) -> Table:
-    table = Table(title=f"sam2rl eval — {results['model']['model']} @ {results['model']['image_size']} px")
+    model = results["model"]
+    random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"] == "random" else ""
+    table = Table(title=f"sam2rl eval — {model['model']} @ {model['image_size']} px{random}")
     for column in ("controller", "quality", "J", "F", "J&F", "presence", "fps", "vs FIFO"):
         table.add_column(column, justify="left" if column == "controller" else "right")
     for name, entry in results["controllers"].items():

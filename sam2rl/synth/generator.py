@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sam2rl.datasets.palette import davis_palette
+
 __all__ = [
     "DIFFICULTIES",
     "GENERATOR_VERSION",
@@ -835,21 +837,6 @@ def generate_video(
 
 
 # --------------------------------------------------------------------------- dataset writing
-
-
-def davis_palette() -> list[int]:
-    """The standard DAVIS / PASCAL VOC 256-colour palette (flat RGB list)."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
 
 
 def _dump_meta(meta: dict) -> str:
