@@ -41,10 +41,9 @@ def blackswan_clip(davis_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def nano_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Seeded random nano weights saved in the official checkpoint format."""
+    """Random nano weights (seed 0) saved in the official checkpoint format."""
     from sam2rl.tracker import ModelSpec, build_sam2_model, save_official_checkpoint
 
-    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = build_sam2_model(ModelSpec("nano", random_weights=True))

@@ -35,9 +35,15 @@ def test_checkpoint_found_in_search_dir(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert found == tmp_path / "nano.pt"
 
 
-def test_random_weights_warn() -> None:
+def test_random_weights_warn_and_are_seeded() -> None:
     with pytest.warns(UserWarning, match="random weights"):
-        build_sam2_model(ModelSpec("nano", image_size=64, random_weights=True))
+        first, _ = build_sam2_model(ModelSpec("nano", image_size=64, random_weights=True))
+    torch.rand(3)  # the global generator's state does not matter
+    second, _ = build_sam2_model(ModelSpec("nano", image_size=64, random_weights=True))
+    other, _ = build_sam2_model(ModelSpec("nano", image_size=64, random_weights=True, seed=1))
+    weight = "memory_attention.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(first.state_dict()[weight], second.state_dict()[weight])
+    assert not torch.equal(first.state_dict()[weight], other.state_dict()[weight])
 
 
 @pytest.mark.parametrize("size", [100, 0, -32])

@@ -49,7 +49,7 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def _table(results: dict) -> Table:
     model = results["model"]
-    random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"] == "random" else ""
+    random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"].startswith("random") else ""
     table = Table(title=f"sam2rl eval — {model['model']} @ {model['image_size']} px{random}")
     for column in ("controller", "quality", "J", "F", "J&F", "presence", "fps", "vs FIFO"):
         table.add_column(column, justify="left" if column == "controller" else "right")

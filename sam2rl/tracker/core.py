@@ -118,7 +118,7 @@ class Tracker:
     def from_spec(cls, spec: ModelSpec, device: str | torch.device = "cpu",
                   settings: TrackerSettings = TrackerSettings()) -> Tracker:
         model, checkpoint = build_sam2_model(spec, device)
-        return cls(model, settings, spec, checkpoint_digest(checkpoint))
+        return cls(model, settings, spec, checkpoint_digest(checkpoint, spec.seed))
 
     @property
     def identity(self) -> dict[str, str]:

@@ -77,6 +77,8 @@ class ModelSpec:
     checkpoint: str | None = None
     image_size: int | None = None
     random_weights: bool = False
+    seed: int = 0
+    """Seed of the random weights, so a random-weight run is reproducible."""
     sha256: str | None = None
     overrides: dict[str, object] = field(default_factory=dict)
 
@@ -155,7 +157,9 @@ def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tup
     """Instantiate sam2's `SAM2Base` from its config; returns it (eval mode) and its checkpoint file."""
     config = model_config(spec)
     checkpoint = spec.resolve_checkpoint()
-    model = instantiate(config.model, _recursive_=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = instantiate(config.model, _recursive_=True)
     if checkpoint is None:
         warnings.warn(f"model {spec.name}: random weights (no checkpoint); masks will be meaningless",
                       stacklevel=2)
@@ -164,6 +168,6 @@ def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), checkpoint
 
 
-def checkpoint_digest(path: Path | None) -> str:
-    """Identity of the weights for cache keys: sha256 of the file, or 'random'."""
-    return "random" if path is None else file_sha256(path)
+def checkpoint_digest(path: Path | None, seed: int = 0) -> str:
+    """Identity of the weights for cache keys: sha256 of the file, or the random seed."""
+    return f"random-seed{seed}" if path is None else file_sha256(path)
