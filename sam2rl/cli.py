@@ -7,6 +7,7 @@ import sys
 import warnings
 
 COMMANDS = {
+    "run": ("sam2rl.run_cli", "run a YAML recipe (recipes/*.yaml) with key=value overrides"),
     "eval": ("sam2rl.evaluation.cli", "track a dataset with memory controllers and score them"),
     "bench": ("sam2rl.benchmark.cli", "time the image encoder and the batched tracking step"),
     "synth": ("sam2rl.synth.cli", "write synthetic tracking videos in the DAVIS layout"),

@@ -97,6 +97,19 @@ def to_video_resolution(low_res_logits: torch.Tensor, height: int, width: int) -
     return F.interpolate(low_res_logits, size=(height, width), mode="bilinear", align_corners=False)
 
 
+def _keep_decoder_tokens(decoder: torch.nn.Module) -> None:
+    """Keep the mask decoder's output tokens (one per candidate), which `_forward_sam_heads` uses
+    only for its own choice; a controller choosing another candidate needs that one's pointer."""
+    if getattr(decoder, "sam2rl_tokens_hooked", False):
+        return
+
+    def keep(module: torch.nn.Module, inputs: object, outputs: tuple) -> None:
+        module.sam2rl_tokens = outputs[2]  # MaskDecoder returns (masks, ious, sam_tokens_out, object_scores)
+
+    decoder.register_forward_hook(keep)
+    decoder.sam2rl_tokens_hooked = True
+
+
 class Tracker:
     """A frozen SAM 2 model that tracks B objects at once over explicit memory banks."""
 
@@ -111,8 +124,7 @@ class Tracker:
         with torch.no_grad():  # the memory encoder's sine encoding depends only on the shape
             pos = model.memory_encoder.position_encoding(torch.zeros(1, *self.memory_shape, device=model.device))
         self._memory_pos = pos.flatten(2).permute(2, 0, 1)[:, 0]  # [hw, C_mem]
-        self._tokens = model.sam_mask_decoder.register_forward_hook(self._keep_output_tokens)
-        self._last_tokens: torch.Tensor | None = None
+        _keep_decoder_tokens(model.sam_mask_decoder)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, device: str | torch.device = "cpu",
@@ -204,7 +216,7 @@ class Tracker:
             low, high, ious, _, _, _, score = model._forward_sam_heads(
                 backbone_features=pix_feat, high_res_features=features.high_res, multimask_output=multimask
             )
-            obj_ptrs = self._candidate_pointers(self._last_tokens, score, low.shape[1])
+            obj_ptrs = self._candidate_pointers(model.sam_mask_decoder.sam2rl_tokens, score, low.shape[1])
         return Prediction(low_res_masks=low, high_res_masks=high, ious=ious.float(), obj_ptrs=obj_ptrs,
                           object_score=score[:, 0].float(), sam_choice=ious.argmax(dim=1),
                           batch_size=[low.shape[0]])
@@ -258,9 +270,6 @@ class Tracker:
             area=(high_res_mask > 0).flatten(1).float().mean(dim=1),
             valid=torch.ones(batch, dtype=torch.bool, device=self.device), batch_size=[batch],
         )
-
-    def _keep_output_tokens(self, module: torch.nn.Module, inputs: object, outputs: tuple) -> None:
-        self._last_tokens = outputs[2]  # MaskDecoder returns (masks, ious, sam_tokens_out, object_scores)
 
     def _candidate_pointers(self, tokens: torch.Tensor, score: torch.Tensor, num_candidates: int) -> torch.Tensor:
         """Object pointer of every candidate, with the no-object mixing of `_forward_sam_heads`."""
@@ -329,10 +338,11 @@ class Tracker:
         """[G, N, C_mem, h, w] memories -> (N*hw, G, C_mem) tokens and their encodings."""
         model = self.model
         group, count, mem_dim = feats.shape[:3]
-        dtype = self._memory_pos.dtype
+        memory_pos = self._memory_pos.to(feats.device)
+        dtype = memory_pos.dtype
         tokens = feats.to(dtype).flatten(3).permute(1, 3, 0, 2).reshape(-1, group, mem_dim)
         time_enc = model.maskmem_tpos_enc[model.num_maskmem - tpos - 1].reshape(group, count, mem_dim)
-        pos = self._memory_pos[None, :, None, :] + time_enc.permute(1, 0, 2)[:, None]
+        pos = memory_pos[None, :, None, :] + time_enc.permute(1, 0, 2)[:, None]
         return tokens, pos.reshape(-1, group, mem_dim)
 
     def _pointer_items(self, bank: MemoryBank, frame: torch.Tensor,

@@ -1,0 +1,67 @@
+"""SAM 2's training losses for one tracked frame: focal + dice on the best multimask candidate,
+L1 on every candidate's predicted IoU, BCE on object presence (sam2 `training/loss_fns.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sam2rl.tracker import Prediction
+
+__all__ = ["LossWeights", "frame_losses"]
+
+
+@dataclass
+class LossWeights:
+    """SAM 2.1's weights (`loss_mask` 20, `loss_dice` 1, `loss_iou` 1, `loss_class` 1)."""
+
+    focal: float = 20.0
+    dice: float = 1.0
+    iou: float = 1.0
+    object_score: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+
+
+def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """[B, M] mean over pixels of the sigmoid focal loss."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.flatten(2).mean(dim=2)
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    prob = logits.sigmoid().flatten(2)
+    target = target.flatten(2)
+    return 1 - (2 * (prob * target).sum(dim=2) + 1) / (prob.sum(dim=2) + target.sum(dim=2) + 1)
+
+
+def frame_losses(prediction: Prediction, target: torch.Tensor, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Losses of B tracks on one frame; `target` [B, S, S] bool. Mask terms count only where the
+    object is present, as in SAM 2."""
+    logits = prediction.high_res_masks  # [B, M, S, S]
+    goal = target[:, None].float().expand_as(logits)
+    focal = _focal(logits, goal, weights.focal_alpha, weights.focal_gamma)
+    dice = _dice(logits, goal)
+    best = (weights.focal * focal + weights.dice * dice).argmin(dim=1, keepdim=True)
+    present = target.flatten(1).any(dim=1).float()
+    with torch.no_grad():
+        pred = logits > 0
+        inter = (pred & goal.bool()).flatten(2).sum(dim=2)
+        union = (pred | goal.bool()).flatten(2).sum(dim=2)
+        actual_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter, dtype=torch.float))
+    iou = (prediction.ious - actual_iou).abs().mean(dim=1)
+    presence = F.binary_cross_entropy_with_logits(prediction.object_score, present, reduction="none")
+    norm = present.sum().clamp(min=1)
+    return {
+        "focal": (focal.gather(1, best)[:, 0] * present).sum() / norm,
+        "dice": (dice.gather(1, best)[:, 0] * present).sum() / norm,
+        "iou": (iou * present).sum() / norm,
+        "object_score": presence.mean(),
+        "frame_iou": actual_iou.gather(1, prediction.sam_choice[:, None])[:, 0].mean(),
+    }

@@ -1,0 +1,75 @@
+"""Lightning module that trains a SAM 2 architecture on clips through our tracker core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from sam2.modeling.sam2_base import SAM2Base
+
+from sam2rl.pretrain.losses import LossWeights, frame_losses
+from sam2rl.tracker import FeatureCache, Tracker, TrackerSettings
+
+__all__ = ["OptimSettings", "TrackerPretraining"]
+
+
+@dataclass
+class OptimSettings:
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+class TrackerPretraining(L.LightningModule):
+    """SAM 2-style training: prompt with the first frame's mask, track the clip with SAM 2's own
+    memory rule (FIFO, its candidate choice), sum the losses of every tracked frame.
+
+    Tracking goes through `Tracker`, the same code path evaluation and RL use, with gradients.
+    """
+
+    def __init__(self, model: SAM2Base, loss: LossWeights, optim: OptimSettings, max_steps: int):
+        super().__init__()
+        self.model = model
+        self.tracker = Tracker(model, TrackerSettings(bank_dtype=torch.float32))
+        self.loss_weights = loss
+        self.optim = optim
+        self.max_steps = max_steps
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        frames, masks = batch  # [B, L, 3, S, S], [B, L, S, S]
+        batch_size, length = masks.shape[:2]
+        out = self.model.forward_image(frames.flatten(0, 1))
+        levels = out["backbone_fpn"][-self.model.num_feature_levels:]
+        features = FeatureCache(levels, out["vision_pos_enc"][-1][0])
+        first = torch.arange(batch_size, device=frames.device) * length
+        zeros = torch.zeros(batch_size, dtype=torch.long, device=frames.device)
+        _, bank = self.tracker.start(features.gather(first), masks[:, :1].float(), zeros)
+        total = torch.full_like(zeros, length)
+        sums: dict[str, torch.Tensor] = {}
+        for t in range(1, length):
+            step = self.tracker.step(features.gather(first + t), bank, zeros + t, total)
+            bank = step.bank
+            for key, value in frame_losses(step.prediction, masks[:, t], self.loss_weights).items():
+                sums[key] = sums.get(key, 0) + value / (length - 1)
+        w = self.loss_weights
+        loss = w.focal * sums["focal"] + w.dice * sums["dice"] + w.iou * sums["iou"] + w.object_score * sums["object_score"]
+        self.log_dict({f"train/{k}": v for k, v in sums.items()}, prog_bar=False)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/clip_frames", float(length))
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        warmup, total, floor = self.optim.warmup_steps, max(self.max_steps, 1), self.optim.min_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,158 @@
+"""`task: pretrain_tracker` — train a small SAM 2 (our `nano`) on synthetic clips with Lightning."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from sam2rl.controllers import FifoController
+from sam2rl.datasets import VideoDataset
+from sam2rl.evaluation.evaluate import evaluate
+from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
+from sam2rl.pretrain.losses import LossWeights
+from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
+from sam2rl.recipe import save_recipe
+from sam2rl.synth import write_dataset
+from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
+
+__all__ = ["PretrainRecipe", "run"]
+
+
+def _default_curriculum() -> list[CurriculumStage]:
+    return [
+        CurriculumStage(until=1500, difficulty={"easy": 1.0}, clip_frames=4),
+        CurriculumStage(until=4000, difficulty={"easy": 0.4, "medium": 0.6}, clip_frames=8),
+        CurriculumStage(until=None, difficulty={"easy": 0.2, "medium": 0.5, "hard": 0.3}, clip_frames=8),
+    ]
+
+
+@dataclass
+class ModelSection:
+    name: str = "nano"
+    image_size: int = 128
+    init_checkpoint: str | None = None  # start from these weights instead of random (seed below)
+
+
+@dataclass
+class DataSection:
+    batch_size: int = 8
+    video_frames: int = 48
+    clips_per_video: int = 4
+    target_prob: float = 0.7
+    curriculum: list[CurriculumStage] = field(default_factory=_default_curriculum)
+
+
+@dataclass
+class ValidationSection:
+    every_steps: int = 250
+    num_videos: int = 6
+    seed: int = 9001  # `sam2rl synth --seed 9001`: held out, never a training seed
+    difficulty: str = "medium"
+    frames: int = 48
+
+
+@dataclass
+class TrainerSection:
+    max_steps: int = 20000
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
+    threads: int = 2
+    seed: int = 0
+    log_every: int = 10
+
+
+@dataclass
+class OutputSection:
+    dir: str = "runs/pretrain_tracker"
+    export: str = "${output.dir}/nano.pt"  # official-format weights of the best validation step
+
+
+@dataclass
+class PretrainRecipe:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossWeights = field(default_factory=LossWeights)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    validation: ValidationSection = field(default_factory=ValidationSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    output: OutputSection = field(default_factory=OutputSection)
+    resume: str | None = None  # a Lightning checkpoint; "auto" = the run directory's last.ckpt
+
+
+class FifoValidation(Callback):
+    """Every N steps: FIFO tracking quality on held-out synthetic videos; export the best weights."""
+
+    def __init__(self, recipe: PretrainRecipe, spec: ModelSpec):
+        self.recipe = recipe
+        self.spec = spec
+        out = Path(recipe.output.dir)
+        val = recipe.validation
+        self.data_dir = out / "validation_videos"
+        if not (self.data_dir / "ImageSets" / "all.txt").is_file():
+            write_dataset(self.data_dir, val.num_videos, val.seed, val.difficulty, val.frames, recipe.model.image_size)
+        self.history_path = out / "validation.jsonl"
+        self.best = max((json.loads(line)["quality"] for line in self.history_path.open()), default=-1.0) \
+            if self.history_path.is_file() else -1.0
+        self.started = time.time()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: TrackerPretraining, *args: object) -> None:
+        step = trainer.global_step
+        if step % self.recipe.validation.every_steps or not trainer.is_global_zero:
+            return
+        module.model.eval()
+        tracker = Tracker(module.model, spec=self.spec)
+        results = evaluate(tracker, VideoDataset(self.data_dir), [FifoController()])
+        module.model.train()
+        overall = results["controllers"]["fifo"]["overall"]
+        record = {"step": step, "quality": overall["quality"], "jf": overall["jf_mean"],
+                  "presence": overall["presence"], "minutes": (time.time() - self.started) / 60}
+        module.log("val/quality", overall["quality"])
+        with self.history_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        save_official_checkpoint(module.model, Path(self.recipe.output.dir) / "nano-last.pt", step=step)
+        if overall["quality"] > self.best:
+            self.best = overall["quality"]
+            save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record)
+
+
+def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
+    torch.set_num_threads(recipe.trainer.threads)
+    L.seed_everything(recipe.trainer.seed, workers=True)
+    out = Path(recipe.output.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, out / "recipe.yaml")
+    spec = ModelSpec(recipe.model.name, checkpoint=recipe.model.init_checkpoint, image_size=recipe.model.image_size,
+                     random_weights=recipe.model.init_checkpoint is None, seed=recipe.trainer.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build_sam2_model(spec)
+    module = TrackerPretraining(model.train(), recipe.loss, recipe.optim, recipe.trainer.max_steps)
+    clips = SyntheticClips(recipe.data.curriculum, recipe.model.image_size, recipe.data.video_frames,
+                           recipe.data.clips_per_video, recipe.data.target_prob, recipe.trainer.seed,
+                           recipe.data.batch_size)
+    resume = recipe.resume
+    if resume == "auto":
+        last = out / "checkpoints" / "last.ckpt"
+        resume = str(last) if last.is_file() else None
+    if resume is not None:
+        clips.start_step = torch.load(resume, map_location="cpu", weights_only=False)["global_step"]
+    loader = torch.utils.data.DataLoader(clips, batch_size=recipe.data.batch_size, num_workers=0)
+    trainer = L.Trainer(
+        max_steps=recipe.trainer.max_steps, accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
+        precision=recipe.trainer.precision, gradient_clip_val=recipe.optim.grad_clip,
+        log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
+        logger=CSVLogger(str(out), name="logs", version=""),
+        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=100, save_last=True,
+                                   save_top_k=0), FifoValidation(recipe, spec)],
+        enable_model_summary=False,
+    )
+    trainer.fit(module, loader, ckpt_path=resume)

@@ -1,0 +1,81 @@
+"""YAML recipes: typed sections (dataclasses), interpolation, `key=value` overrides, strict keys."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+__all__ = ["RecipeError", "load_recipe", "save_recipe"]
+
+T = TypeVar("T")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key at fault."""
+
+
+def _keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, DictConfig):
+        return []
+    out = []
+    for key in node.keys():
+        path = f"{prefix}{key}"
+        out.append(path)
+        out += _keys(node._get_node(key), f"{path}.")
+    return out
+
+
+def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None = None) -> T:
+    """Merge the YAML at `path` and `key=value` overrides onto `schema` and return the typed object.
+
+    Unknown keys are rejected with the closest valid key; type errors name the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path}: file not found")
+    base = OmegaConf.structured(schema)
+    valid = _keys(base)
+
+    def merge(config: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+        try:
+            return OmegaConf.merge(config, layer)
+        except (ConfigKeyError, ValidationError, OmegaConfBaseException) as error:
+            key = getattr(error, "full_key", None) or ""
+            hint = ""
+            if key and key not in valid:
+                close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise RecipeError(f"{source}: unknown key {key!r}{hint}") from None
+            raise RecipeError(f"{source}: bad value for {key or 'a key'}: {str(error).splitlines()[0]}") from None
+
+    try:
+        layer = OmegaConf.load(path)
+    except Exception as error:  # YAML syntax errors come in several types
+        raise RecipeError(f"recipe {path}: not valid YAML ({error})") from None
+    layer.pop("task", None)
+    config = merge(base, layer, f"recipe {path}")
+    for item in overrides or []:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r}: expected key=value")
+        config = merge(config, OmegaConf.from_dotlist([item]), f"override {item!r}")
+    try:
+        OmegaConf.resolve(config)
+    except OmegaConfBaseException as error:
+        raise RecipeError(f"recipe {path}: {error}") from None
+    return OmegaConf.to_object(config)
+
+
+def save_recipe(recipe: Any, path: str | Path) -> None:
+    """Write the resolved recipe next to a run's outputs (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(OmegaConf.to_yaml(OmegaConf.structured(recipe)))
+    os.replace(tmp, path)

@@ -1,0 +1,38 @@
+"""`sam2rl run RECIPE [key=value ...]`: run the job a recipe's `task` names."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from sam2rl.recipe import RecipeError, load_recipe
+
+__all__ = ["TASKS", "main"]
+
+TASKS = {
+    "pretrain_tracker": ("sam2rl.pretrain.run", "PretrainRecipe"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sam2rl run", description=__doc__)
+    parser.add_argument("recipe", type=Path, help="YAML recipe (see recipes/)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_steps=100")
+    args = parser.parse_args(argv)
+    try:
+        if not args.recipe.is_file():
+            raise RecipeError(f"recipe {args.recipe}: file not found")
+        task = OmegaConf.load(args.recipe).get("task")
+        if task not in TASKS:
+            raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
+        module_name, schema_name = TASKS[task]
+        module = importlib.import_module(module_name)
+        recipe = load_recipe(args.recipe, getattr(module, schema_name), args.overrides)
+    except RecipeError as error:
+        print(f"error: {error}")
+        return 2
+    module.run(recipe, args.recipe)
+    return 0
