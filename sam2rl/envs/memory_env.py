@@ -1,0 +1,306 @@
+"""TorchRL environment: after every frame, decide what SAM 2's memory bank keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from sam2rl.datasets import Track, VideoSequence
+from sam2rl.evaluation.metrics import iou as mask_iou
+from sam2rl.rewards import CompositeReward
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
+
+__all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES"]
+
+TOKEN_FEATURES = ("object_score", "predicted_iou", "area_vs_prompt", "age", "similarity", "valid",
+                  "is_anchor", "is_recent", "is_candidate", "recency")
+"""Scalars of each token, after the pooled memory features (see `SAM2MemoryEnv`)."""
+GLOBAL_FEATURES = ("progress", "bank_fill", "object_score", "predicted_iou")
+
+
+@dataclass
+class EpisodeSettings:
+    """Which part of which track an episode covers, and which actions are legal."""
+
+    window: int | None = None
+    """Frames per episode (random start); None: the whole video from the prompt frame."""
+    allow_discard: bool = True
+    allow_anchor: bool = False
+    """Adding anchors needs `TrackerSettings(max_anchors > 1)`."""
+
+
+class _Track:
+    """A track with its ground truth at model resolution and where its frames sit in the cache."""
+
+    def __init__(self, track: Track, video: VideoSequence, offset: int, image_size: int):
+        self.track = track
+        self.offset = offset
+        self.num_frames = video.num_frames
+        masks = []
+        for t in range(video.num_frames):
+            mask = video.object_mask(t, track.object_id)
+            masks.append(torch.zeros(video.height, video.width, dtype=torch.bool) if mask is None else torch.from_numpy(mask))
+        self.gt = resize_prompt_mask(torch.stack(masks), image_size)[:, 0].bool()  # [T, S, S]
+
+
+class SAM2MemoryEnv(EnvBase):
+    """B episodes of SAM 2 tracking stepped together; the agent edits each memory bank.
+
+    Observation (`observation_spec`):
+        tokens [B, N, C_mem + 10]   one token per anchor slot (A), recent slot (R) and the
+                                    candidate memory of the frame just predicted, N = A + R + 1:
+                                    spatially pooled memory features, then `TOKEN_FEATURES`:
+                                    object-score logit / 10, predicted IoU, mask area relative to
+                                    the prompt's, age in frames / episode length, cosine
+                                    similarity of its pooled features to the candidate's,
+                                    validity, slot type (anchor / recent / candidate), recency
+                                    rank / R. Nothing comes from the ground truth.
+        global [B, 4]               `GLOBAL_FEATURES`: progress in the episode, fraction of
+                                    recent slots filled, the frame's object score / 10 and IoU.
+        action_mask [B, R + 2]      legal actions.
+        info/iou, info/frame        IoU of the new prediction (for logging; not for policies).
+    Action: `Categorical(R + 2)`: 0 discard the candidate, k write it into recent slot k-1,
+        R + 1 add it as an anchor (see `sam2rl.tracker.bank`).
+    Reward: the recipe's `CompositeReward` on the prediction of the next frame, which the
+        action influenced.
+    End of episode: after the last frame of the window (or video) is predicted. `terminated`
+        at the end of the video, `truncated` at the end of a shorter window.
+
+    The banks live in the environment (not in the TensorDicts, which would copy every memory
+    into each rollout); episodes of different tracks and videos share one batched tracker call,
+    and the image features of each video are computed once and shared.
+    """
+
+    def __init__(self, tracker: Tracker, videos: Sequence[VideoSequence], batch_size: int,
+                 reward: CompositeReward, episode: EpisodeSettings = EpisodeSettings(),
+                 tracks: Sequence[Track] | None = None, features: Sequence[FeatureCache] | None = None,
+                 feature_cache_dir: str | None = None, seed: int = 0):
+        super().__init__(device=tracker.device, batch_size=torch.Size([batch_size]))
+        self.tracker = tracker
+        self.episode = episode
+        self.reward = reward
+        caches = list(features) if features is not None else [
+            tracker.video_features(v, cache_dir=feature_cache_dir) for v in videos]
+        self.features, offsets = FeatureCache.concat(caches)
+        by_name = {v.name: (v, off) for v, off in zip(videos, offsets)}
+        chosen = list(tracks) if tracks is not None else [t for v in videos for t in v.tracks()]
+        if not chosen:
+            raise ValueError("SAM2MemoryEnv needs at least one track")
+        self.tracks = [_Track(t, by_name[t.sequence][0], by_name[t.sequence][1], tracker.image_size) for t in chosen]
+        if episode.window is not None and episode.window < 3:
+            raise ValueError(f"episode.window must be at least 3 frames (prompt, one decision, one reward), got {episode.window}")
+        self._references: dict[tuple[int, int], torch.Tensor] = {}
+        self.rng = torch.Generator().manual_seed(seed)
+        self._build_specs()
+        self._bank = tracker.new_bank(batch_size)
+        dev = self.device
+        self._track = torch.zeros(batch_size, dtype=torch.long, device=dev)
+        self._frame = torch.zeros(batch_size, dtype=torch.long, device=dev)
+        self._start = torch.zeros(batch_size, dtype=torch.long, device=dev)
+        self._end = torch.ones(batch_size, dtype=torch.long, device=dev)
+        self._prediction: Prediction | None = None
+        self._candidate: Memories | None = None
+
+    # -- specs ---------------------------------------------------------------------------------
+
+    def _build_specs(self) -> None:
+        batch = self.batch_size[0]
+        bank = self.tracker.new_bank(1)
+        self.num_tokens = bank.anchors.valid.shape[1] + bank.num_recent + 1
+        self.token_dim = self.tracker.memory_shape[0] + len(TOKEN_FEATURES)
+        n_actions = bank.num_actions
+        self.observation_spec = Composite({
+            "tokens": Unbounded(shape=(batch, self.num_tokens, self.token_dim), device=self.device),
+            "global": Unbounded(shape=(batch, len(GLOBAL_FEATURES)), device=self.device),
+            "action_mask": Binary(n=n_actions, shape=(batch, n_actions), dtype=torch.bool, device=self.device),
+            "info": Composite(iou=Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device),
+                              frame=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
+                              shape=(batch,), device=self.device),
+        }, shape=(batch,), device=self.device)
+        self.action_spec = Categorical(n_actions, shape=(batch,), device=self.device)
+        self.reward_spec = Unbounded(shape=(batch, 1), device=self.device)
+        flag = Categorical(2, shape=(batch, 1), dtype=torch.bool, device=self.device)
+        self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(),
+                                   shape=(batch,), device=self.device)
+
+    # -- episodes ------------------------------------------------------------------------------
+
+    def _set_seed(self, seed: int | None) -> None:
+        self.rng.manual_seed(0 if seed is None else seed)
+
+    def _sample_episodes(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        track = torch.randint(len(self.tracks), (count,), generator=self.rng)
+        starts, ends = [], []
+        for index in track.tolist():
+            item = self.tracks[index]
+            first = item.track.prompt_frame
+            if self.episode.window is None:
+                start, end = first, item.num_frames
+            else:
+                visible = [t for t in range(first, max(first + 1, item.num_frames - self.episode.window + 1))
+                           if bool(item.gt[t].any())]
+                start = visible[int(torch.randint(len(visible), (1,), generator=self.rng))]
+                end = min(start + self.episode.window, item.num_frames)
+            if end - start < 2:
+                raise ValueError(f"track {item.track} has fewer than 2 frames from its prompt frame")
+            starts.append(start)
+            ends.append(end)
+        return track, torch.tensor(starts), torch.tensor(ends)
+
+    def _index(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        offsets = torch.tensor([self.tracks[i].offset for i in self._track[rows].tolist()], device=self.device)
+        return offsets + frame
+
+    def _gt(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.tracks[i].gt[t] for i, t in zip(self._track[rows].tolist(), frame.tolist())]).to(self.device)
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        batch = self.batch_size[0]
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        rows = torch.arange(batch, device=self.device) if mask is None else mask.reshape(batch).nonzero()[:, 0]
+        if rows.numel():
+            self._start_rows(rows)
+        return self._observe(iou=None)
+
+    @torch.inference_mode()
+    def _start_rows(self, rows: torch.Tensor) -> None:
+        track, start, end = self._sample_episodes(rows.numel())
+        self._track[rows], self._start[rows], self._end[rows] = track.to(self.device), start.to(self.device), end.to(self.device)
+        frame = start.to(self.device)
+        prompt = self._gt(rows, frame)[:, None].float()
+        _, bank = self.tracker.start(self.features.gather(self._index(rows, frame)), prompt, frame)
+        full = self._bank.clone()
+        full[rows] = bank
+        self._bank = full
+        self._frame[rows] = frame
+        self._advance(rows)
+
+    @torch.inference_mode()
+    def _advance(self, rows: torch.Tensor) -> None:
+        """Predict the next frame of `rows` and put its memory on the table."""
+        frame = self._frame[rows] + 1
+        features = self.features.gather(self._index(rows, frame))
+        total = torch.tensor([self.tracks[i].num_frames for i in self._track[rows].tolist()], device=self.device)
+        bank = self._bank[rows]
+        prediction = self.tracker.predict(features, bank, frame, total)
+        candidate = self.tracker.remember(features, prediction, prediction.sam_choice, frame)
+        if self._prediction is None or rows.numel() == self.batch_size[0]:
+            self._prediction, self._candidate = prediction, candidate
+        else:
+            self._prediction = self._prediction.clone()
+            self._candidate = self._candidate.clone()
+            self._prediction[rows] = prediction
+            self._candidate[rows] = candidate
+        self._frame[rows] = frame
+
+    # -- step ----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = tensordict.get("action").reshape(-1).long().to(self.device)
+        mask = self._action_mask()
+        legal = mask.gather(1, action[:, None])[:, 0]
+        if not bool(legal.all()):
+            bad = (~legal).nonzero()[:, 0].tolist()
+            raise ValueError(f"illegal actions {action[bad].tolist()} for episodes {bad} (see action_mask)")
+        rows = torch.arange(self.batch_size[0], device=self.device)
+        overwrote = (action >= 1) & (action <= self._bank.num_recent)
+        slot = (action - 1).clamp(0, self._bank.num_recent - 1)
+        overwrote &= self._bank.recent.valid.gather(1, slot[:, None])[:, 0]
+        candidate = self._candidate
+        self._bank = self._bank.apply(candidate, action).push_pointer(candidate.obj_ptr, candidate.frame)
+        self._advance(rows)
+        frame = self._frame
+        prediction = self._prediction
+        logits = prediction.high_res_masks[rows, prediction.sam_choice]
+        gt = self._gt(rows, frame)
+        iou = mask_iou(logits > 0, gt)
+        reward_input = TensorDict({
+            "pred_mask": logits > 0, "pred_logits": logits, "gt_mask": gt,
+            "object_score": prediction.object_score, "predicted_iou": self._candidate.iou,
+            "action": action, "overwrote": overwrote, "frame": frame,
+            "num_frames": torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device),
+        }, batch_size=self.batch_size)
+        if "reference_iou" in self.reward.needs:
+            reward_input["reference_iou"] = self._reference_iou(frame)
+        reward, _ = self.reward(reward_input)
+        done = (frame >= self._end - 1)[:, None]
+        at_video_end = torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device) - 1
+        out = self._observe(iou=iou)
+        out.update({"reward": reward[:, None].float(), "done": done,
+                    "terminated": done & (frame == at_video_end)[:, None],
+                    "truncated": done & (frame != at_video_end)[:, None]})
+        return out
+
+    def _reference_iou(self, frame: torch.Tensor) -> torch.Tensor:
+        values = []
+        for row, (track, start) in enumerate(zip(self._track.tolist(), self._start.tolist())):
+            key = (track, start)
+            if key not in self._references:
+                self._references[key] = self._fifo_run(track, start)
+            values.append(self._references[key][frame[row] - start])
+        return torch.stack(values).to(self.device)
+
+    @torch.inference_mode()
+    def _fifo_run(self, track: int, start: int) -> torch.Tensor:
+        """Per-frame IoU of SAM 2's own rule on this track from `start` (computed once, cached)."""
+        item = self.tracks[track]
+        frame = torch.tensor([start], device=self.device)
+        total = torch.tensor([item.num_frames], device=self.device)
+        _, bank = self.tracker.start(self.features.gather(item.offset + frame), item.gt[start][None, None].float().to(self.device), frame)
+        ious = [torch.ones(())]
+        for t in range(start + 1, item.num_frames):
+            frame = frame + 1
+            step = self.tracker.step(self.features.gather(item.offset + frame), bank, frame, total)
+            bank = step.bank
+            mask = step.prediction.high_res_masks[0, step.choice[0]] > 0
+            ious.append(mask_iou(mask.cpu(), item.gt[t]))
+        return torch.stack(ious)
+
+    # -- observations --------------------------------------------------------------------------
+
+    def _action_mask(self) -> torch.Tensor:
+        return self._bank.action_mask(self.episode.allow_discard, self.episode.allow_anchor)
+
+    def _observe(self, iou: torch.Tensor | None) -> TensorDictBase:
+        bank, candidate, prediction = self._bank, self._candidate, self._prediction
+        batch = self.batch_size[0]
+        slots = torch.cat([bank.anchors, bank.recent, candidate.unsqueeze(1)], dim=1)  # [B, N]
+        pooled = slots.features.float().mean(dim=(-2, -1))  # [B, N, C_mem]
+        similarity = F.cosine_similarity(pooled, pooled[:, -1:], dim=-1)
+        prompt_area = bank.anchors.area[:, :1].clamp(min=1e-4)
+        length = (self._end - self._start).clamp(min=1)[:, None].float()
+        kinds = torch.zeros(batch, self.num_tokens, 3, device=self.device)
+        num_anchor, num_recent = bank.anchors.valid.shape[1], bank.num_recent
+        kinds[:, :num_anchor, 0] = 1
+        kinds[:, num_anchor:-1, 1] = 1
+        kinds[:, -1, 2] = 1
+        newer = (bank.recent.frame[:, None, :] > bank.recent.frame[:, :, None]) & bank.recent.valid[:, None, :]
+        recency = torch.cat([torch.zeros(batch, num_anchor, device=self.device), newer.sum(dim=2).float() / num_recent,
+                             torch.zeros(batch, 1, device=self.device)], dim=1)
+        valid = slots.valid.float()
+        scalars = torch.stack([
+            slots.object_score / 10, slots.iou, (slots.area / prompt_area).clamp(max=10),
+            (self._frame[:, None] - slots.frame).float() / length * valid, similarity * valid, valid,
+            kinds[..., 0], kinds[..., 1], kinds[..., 2], recency,
+        ], dim=-1)
+        tokens = torch.cat([pooled * valid[..., None], scalars], dim=-1)
+        progress = ((self._frame - self._start).float() / length[:, 0])
+        global_ = torch.stack([progress, bank.recent.valid.float().mean(dim=1), prediction.object_score / 10,
+                               candidate.iou], dim=-1)
+        mask = self._action_mask()
+        self.action_spec.update_mask(mask)
+        return TensorDict({
+            "tokens": tokens, "global": global_, "action_mask": mask,
+            "info": TensorDict({"iou": (torch.ones(batch, device=self.device) if iou is None else iou)[:, None].float(),
+                                "frame": self._frame[:, None].clone()}, batch_size=self.batch_size),
+            "done": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
+            "terminated": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
+            "truncated": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
+        }, batch_size=self.batch_size)

@@ -1,0 +1,112 @@
+"""SAM2MemoryEnv: specs, rollouts on real and synthetic footage, FIFO equivalence, seeding, resets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import check_env_specs
+
+from sam2rl.datasets import VideoDataset
+from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
+from sam2rl.rewards import CompositeReward
+from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture(scope="module")
+def tracker(nano_random_checkpoint: Path) -> Tracker:
+    return Tracker.from_spec(ModelSpec("nano", checkpoint=str(nano_random_checkpoint), image_size=64))
+
+
+@pytest.fixture(scope="module")
+def davis(blackswan_clip: Path) -> VideoDataset:
+    return VideoDataset(blackswan_clip)
+
+
+def make_env(tracker: Tracker, videos, batch: int = 4, seed: int = 0, **episode) -> SAM2MemoryEnv:
+    return SAM2MemoryEnv(tracker, videos, batch, CompositeReward(["iou"]), EpisodeSettings(**episode), seed=seed)
+
+
+@pytest.mark.parametrize("episode", [{"window": 6}, {"window": None}, {"window": 5, "allow_discard": False}])
+def test_specs(tracker: Tracker, davis: VideoDataset, episode: dict) -> None:
+    check_env_specs(make_env(tracker, davis.sequences, **episode))
+
+
+def test_specs_with_anchors(nano_random_checkpoint: Path, davis: VideoDataset) -> None:
+    tracker = Tracker.from_spec(ModelSpec("nano", checkpoint=str(nano_random_checkpoint), image_size=64),
+                                settings=TrackerSettings(max_anchors=3))
+    env = make_env(tracker, davis.sequences, window=6, allow_anchor=True)
+    check_env_specs(env)
+    assert env.observation_spec["tokens"].shape == (4, 3 + 6 + 1, 32 + 10)
+    assert env.action_spec.n == 8
+
+
+def test_random_rollout_on_real_footage(tracker: Tracker, davis: VideoDataset) -> None:
+    env = make_env(tracker, davis.sequences, window=8)
+    rollout = env.rollout(20, break_when_any_done=False)
+    assert rollout.batch_size == (4, 20)
+    assert rollout["next", "done"].any()  # windows of 8 frames end and restart within 20 steps
+    assert rollout["action_mask"].gather(-1, rollout["action"][..., None]).all()
+    assert torch.isfinite(rollout["next", "reward"]).all()
+    assert ((rollout["next", "info", "iou"] >= 0) & (rollout["next", "info", "iou"] <= 1)).all()
+
+
+def test_random_rollout_on_synthetic_multi_object_videos(tracker: Tracker) -> None:
+    data = VideoDataset(SAMPLE)
+    env = make_env(tracker, data.sequences, window=None)
+    assert len(env.tracks) > len(data)  # target and distractors: one track per object
+    rollout = env.rollout(30, break_when_any_done=False)
+    assert rollout.batch_size == (4, 30) and rollout["next", "terminated"].any()
+
+
+@torch.inference_mode()
+def test_fifo_policy_reproduces_tracker_fifo(tracker: Tracker, davis: VideoDataset) -> None:
+    env = make_env(tracker, davis.sequences, batch=2, window=None)
+    env.reset()
+    video = davis.sequences[0]
+    features = env.features
+    frame = torch.zeros(1, dtype=torch.long)
+    total = torch.full((1,), video.num_frames)
+    _, bank = tracker.start(features.gather(frame), env.tracks[0].gt[:1, None].float(), frame)
+    step = tracker.step(features.gather(frame + 1), bank, frame + 1, total)
+    for t in range(2, video.num_frames):
+        assert torch.allclose(env._prediction.low_res_masks[0], step.prediction.low_res_masks[0], atol=1e-5), f"frame {t - 1}"
+        env.step(TensorDict({"action": env._bank.fifo_action()}, batch_size=[2]))
+        bank = step.bank
+        step = tracker.step(features.gather(frame + t), bank, frame + t, total)
+    assert int(env._frame[0]) == video.num_frames - 1
+
+
+def test_same_seed_same_rollout(tracker: Tracker, davis: VideoDataset) -> None:
+    def run(seed: int) -> TensorDict:
+        env = make_env(tracker, davis.sequences, window=6, seed=seed)
+        env.set_seed(seed)
+        torch.manual_seed(seed)
+        return env.rollout(8, break_when_any_done=False)
+
+    a, b, c = run(3), run(3), run(4)
+    assert torch.equal(a["action"], b["action"]) and torch.equal(a["next", "reward"], b["next", "reward"])
+    assert not torch.equal(a["action"], c["action"])
+
+
+def test_partial_reset_restarts_only_marked_episodes(tracker: Tracker, davis: VideoDataset) -> None:
+    env = make_env(tracker, davis.sequences, window=10)
+    env.reset()
+    for _ in range(3):
+        env.step(TensorDict({"action": env._bank.fifo_action()}, batch_size=[4]))
+    frames_before = env._frame.clone()
+    start = env._start.clone()
+    env.reset(TensorDict({"_reset": torch.tensor([[True], [False], [False], [True]])}, batch_size=[4]))
+    assert torch.equal(env._frame[1:3], frames_before[1:3])
+    assert torch.equal(env._frame[[0, 3]], env._start[[0, 3]] + 1) and torch.equal(env._start[1:3], start[1:3])
+
+
+def test_illegal_action_is_named(tracker: Tracker, davis: VideoDataset) -> None:
+    env = make_env(tracker, davis.sequences, window=6, allow_discard=False)
+    env.reset()
+    with pytest.raises(ValueError, match=r"illegal actions \[0, 0, 0, 0\]"):
+        env.step(TensorDict({"action": torch.zeros(4, dtype=torch.long)}, batch_size=[4]))
