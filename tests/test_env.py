@@ -75,7 +75,7 @@ def test_fifo_policy_reproduces_tracker_fifo(tracker: Tracker, davis: VideoDatas
     step = tracker.step(features.gather(frame + 1), bank, frame + 1, total)
     for t in range(2, video.num_frames):
         assert torch.allclose(env._prediction.low_res_masks[0], step.prediction.low_res_masks[0], atol=1e-5), f"frame {t - 1}"
-        env.step(TensorDict({"action": env._bank.fifo_action()}, batch_size=[2]))
+        env.step(TensorDict({"action": env.fifo_action()}, batch_size=[2]))
         bank = step.bank
         step = tracker.step(features.gather(frame + t), bank, frame + t, total)
     assert int(env._frame[0]) == video.num_frames - 1
@@ -97,7 +97,7 @@ def test_partial_reset_restarts_only_marked_episodes(tracker: Tracker, davis: Vi
     env = make_env(tracker, davis.sequences, window=10)
     env.reset()
     for _ in range(3):
-        env.step(TensorDict({"action": env._bank.fifo_action()}, batch_size=[4]))
+        env.step(TensorDict({"action": env.fifo_action()}, batch_size=[4]))
     frames_before = env._frame.clone()
     start = env._start.clone()
     env.reset(TensorDict({"_reset": torch.tensor([[True], [False], [False], [True]])}, batch_size=[4]))

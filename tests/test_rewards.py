@@ -23,7 +23,7 @@ from sam2rl.rewards import (
 )
 
 TESTS = Path(__file__).resolve().parent
-README_SECTION = TESTS.parent / "sam2rl" / "rewards" / "README_SECTION.md"
+README = TESTS.parent / "README.md"
 BROKEN = "example_rewards.broken"
 AREA = "example_rewards.my_rewards.area_consistency"
 
@@ -202,7 +202,7 @@ def _fenced(text: str, lang: str) -> list[str]:
 
 
 def test_readme_example_module_and_yaml_build_the_reward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = README_SECTION.read_text()
+    text = README.read_text().split("## Adding a reward", 1)[1].split("\n## ", 1)[0]
     (module_source, *_), (yaml_snippet,) = _fenced(text, "python"), _fenced(text, "yaml")
     assert module_source.startswith("# mypkg/rewards.py")
     (tmp_path / "mypkg").mkdir()

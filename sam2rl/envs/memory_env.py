@@ -263,6 +263,10 @@ class SAM2MemoryEnv(EnvBase):
             ious.append(mask_iou(mask.cpu(), item.gt[t]))
         return torch.stack(ious)
 
+    def fifo_action(self) -> torch.Tensor:
+        """SAM 2's own action for every episode (a reference policy)."""
+        return self._bank.fifo_action()
+
     # -- observations --------------------------------------------------------------------------
 
     def _action_mask(self) -> torch.Tensor:
