@@ -58,7 +58,8 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
         layer = OmegaConf.load(path)
     except Exception as error:  # YAML syntax errors come in several types
         raise RecipeError(f"recipe {path}: not valid YAML ({error})") from None
-    layer.pop("task", None)
+    if "task" not in valid:
+        layer.pop("task", None)
     config = merge(base, layer, f"recipe {path}")
     for item in overrides or []:
         if "=" not in item:

@@ -14,6 +14,8 @@ __all__ = ["TASKS", "main"]
 
 TASKS = {
     "pretrain_tracker": ("sam2rl.pretrain.run", "PretrainRecipe"),
+    "overfit": ("sam2rl.agents.run", "AgentRecipe"),
+    "generalize": ("sam2rl.agents.run", "AgentRecipe"),
 }
 
 

@@ -24,6 +24,9 @@ class Controller:
     def reset(self, batch_size: int) -> None:
         """Forget per-episode state; called before the prompt frame of B new tracks."""
 
+    def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
+        """Where the B episodes start (prompt frames) and their videos' lengths; after `reset`."""
+
     def choose(self, prediction: Prediction, bank: MemoryBank) -> torch.Tensor:
         """[B] index of the multimask candidate that becomes the prediction (SAM 2's by default)."""
         return prediction.sam_choice
@@ -46,7 +49,12 @@ def register_controller(name: str) -> Callable[[type[Controller]], type[Controll
 
 
 def make_controller(name: str, **options: object) -> Controller:
-    """A registered controller by name, or a user's class by dotted path (`mypkg.mod.MyRule`)."""
+    """A registered controller by name, `agent:PATH` for a trained agent, or a user's class by
+    dotted path (`mypkg.mod.MyRule`)."""
+    if name.startswith("agent:"):
+        from sam2rl.agents.controller import load_agent  # agents build on controllers
+
+        return load_agent(name.removeprefix("agent:"), **options)
     if name in CONTROLLERS:
         return CONTROLLERS[name](**options)
     module, _, attr = name.rpartition(".")

@@ -6,23 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from sam2rl.datasets import Track, VideoSequence
+from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe
 from sam2rl.evaluation.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
 
 __all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES"]
-
-TOKEN_FEATURES = ("object_score", "predicted_iou", "area_vs_prompt", "age", "similarity", "valid",
-                  "is_anchor", "is_recent", "is_candidate", "recency")
-"""Scalars of each token, after the pooled memory features (see `SAM2MemoryEnv`)."""
-GLOBAL_FEATURES = ("progress", "bank_fill", "object_score", "predicted_iou")
-
 
 @dataclass
 class EpisodeSettings:
@@ -33,6 +27,9 @@ class EpisodeSettings:
     allow_discard: bool = True
     allow_anchor: bool = False
     """Adding anchors needs `TrackerSettings(max_anchors > 1)`."""
+    track_reference: bool = False
+    """Also report the IoU SAM 2's FIFO rule gets on the same frame (`info/fifo_iou`), for logging
+    the gain over FIFO; its run is computed once per (track, start frame) and cached."""
 
 
 class _Track:
@@ -64,7 +61,8 @@ class SAM2MemoryEnv(EnvBase):
         global [B, 4]               `GLOBAL_FEATURES`: progress in the episode, fraction of
                                     recent slots filled, the frame's object score / 10 and IoU.
         action_mask [B, R + 2]      legal actions.
-        info/iou, info/frame        IoU of the new prediction (for logging; not for policies).
+        info/iou, info/frame        IoU of the new prediction (for logging; not for policies);
+        info/fifo_iou               with `track_reference`: FIFO's IoU on the same frame.
     Action: `Categorical(R + 2)`: 0 discard the candidate, k write it into recent slot k-1,
         R + 1 add it as an anchor (see `sam2rl.tracker.bank`).
     Reward: the recipe's `CompositeReward` on the prediction of the next frame, which the
@@ -115,13 +113,16 @@ class SAM2MemoryEnv(EnvBase):
         self.num_tokens = bank.anchors.valid.shape[1] + bank.num_recent + 1
         self.token_dim = self.tracker.memory_shape[0] + len(TOKEN_FEATURES)
         n_actions = bank.num_actions
+        info = Composite(iou=Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device),
+                         frame=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
+                         shape=(batch,), device=self.device)
+        if self.episode.track_reference:
+            info["fifo_iou"] = Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device)
         self.observation_spec = Composite({
             "tokens": Unbounded(shape=(batch, self.num_tokens, self.token_dim), device=self.device),
             "global": Unbounded(shape=(batch, len(GLOBAL_FEATURES)), device=self.device),
             "action_mask": Binary(n=n_actions, shape=(batch, n_actions), dtype=torch.bool, device=self.device),
-            "info": Composite(iou=Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device),
-                              frame=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
-                              shape=(batch,), device=self.device),
+            "info": info,
         }, shape=(batch,), device=self.device)
         self.action_spec = Categorical(n_actions, shape=(batch,), device=self.device)
         self.reward_spec = Unbounded(shape=(batch, 1), device=self.device)
@@ -214,6 +215,7 @@ class SAM2MemoryEnv(EnvBase):
         slot = (action - 1).clamp(0, self._bank.num_recent - 1)
         overwrote &= self._bank.recent.valid.gather(1, slot[:, None])[:, 0]
         candidate = self._candidate
+        fifo_action = self._bank.fifo_action()
         self._bank = self._bank.apply(candidate, action).push_pointer(candidate.obj_ptr, candidate.frame)
         self._advance(rows)
         frame = self._frame
@@ -224,15 +226,15 @@ class SAM2MemoryEnv(EnvBase):
         reward_input = TensorDict({
             "pred_mask": logits > 0, "pred_logits": logits, "gt_mask": gt,
             "object_score": prediction.object_score, "predicted_iou": self._candidate.iou,
-            "action": action, "overwrote": overwrote, "frame": frame,
+            "action": action, "fifo_action": fifo_action, "overwrote": overwrote, "frame": frame,
             "num_frames": torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device),
         }, batch_size=self.batch_size)
-        if "reference_iou" in self.reward.needs:
+        if "reference_iou" in self.reward.needs or self.episode.track_reference:
             reward_input["reference_iou"] = self._reference_iou(frame)
         reward, _ = self.reward(reward_input)
         done = (frame >= self._end - 1)[:, None]
         at_video_end = torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device) - 1
-        out = self._observe(iou=iou)
+        out = self._observe(iou=iou, fifo_iou=reward_input.get("reference_iou", None))
         out.update({"reward": reward[:, None].float(), "done": done,
                     "terminated": done & (frame == at_video_end)[:, None],
                     "truncated": done & (frame != at_video_end)[:, None]})
@@ -263,6 +265,13 @@ class SAM2MemoryEnv(EnvBase):
             ious.append(mask_iou(mask.cpu(), item.gt[t]))
         return torch.stack(ious)
 
+    def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None) -> TensorDict:
+        ones = torch.ones(self.batch_size[0], device=self.device)
+        info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone()}
+        if self.episode.track_reference:
+            info["fifo_iou"] = (ones if fifo_iou is None else fifo_iou)[:, None].float()
+        return TensorDict(info, batch_size=self.batch_size)
+
     def fifo_action(self) -> torch.Tensor:
         """SAM 2's own action for every episode (a reference policy)."""
         return self._bank.fifo_action()
@@ -272,39 +281,11 @@ class SAM2MemoryEnv(EnvBase):
     def _action_mask(self) -> torch.Tensor:
         return self._bank.action_mask(self.episode.allow_discard, self.episode.allow_anchor)
 
-    def _observe(self, iou: torch.Tensor | None) -> TensorDictBase:
-        bank, candidate, prediction = self._bank, self._candidate, self._prediction
-        batch = self.batch_size[0]
-        slots = torch.cat([bank.anchors, bank.recent, candidate.unsqueeze(1)], dim=1)  # [B, N]
-        pooled = slots.features.float().mean(dim=(-2, -1))  # [B, N, C_mem]
-        similarity = F.cosine_similarity(pooled, pooled[:, -1:], dim=-1)
-        prompt_area = bank.anchors.area[:, :1].clamp(min=1e-4)
-        length = (self._end - self._start).clamp(min=1)[:, None].float()
-        kinds = torch.zeros(batch, self.num_tokens, 3, device=self.device)
-        num_anchor, num_recent = bank.anchors.valid.shape[1], bank.num_recent
-        kinds[:, :num_anchor, 0] = 1
-        kinds[:, num_anchor:-1, 1] = 1
-        kinds[:, -1, 2] = 1
-        newer = (bank.recent.frame[:, None, :] > bank.recent.frame[:, :, None]) & bank.recent.valid[:, None, :]
-        recency = torch.cat([torch.zeros(batch, num_anchor, device=self.device), newer.sum(dim=2).float() / num_recent,
-                             torch.zeros(batch, 1, device=self.device)], dim=1)
-        valid = slots.valid.float()
-        scalars = torch.stack([
-            slots.object_score / 10, slots.iou, (slots.area / prompt_area).clamp(max=10),
-            (self._frame[:, None] - slots.frame).float() / length * valid, similarity * valid, valid,
-            kinds[..., 0], kinds[..., 1], kinds[..., 2], recency,
-        ], dim=-1)
-        tokens = torch.cat([pooled * valid[..., None], scalars], dim=-1)
-        progress = ((self._frame - self._start).float() / length[:, 0])
-        global_ = torch.stack([progress, bank.recent.valid.float().mean(dim=1), prediction.object_score / 10,
-                               candidate.iou], dim=-1)
+    def _observe(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None = None) -> TensorDictBase:
         mask = self._action_mask()
         self.action_spec.update_mask(mask)
-        return TensorDict({
-            "tokens": tokens, "global": global_, "action_mask": mask,
-            "info": TensorDict({"iou": (torch.ones(batch, device=self.device) if iou is None else iou)[:, None].float(),
-                                "frame": self._frame[:, None].clone()}, batch_size=self.batch_size),
-            "done": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
-            "terminated": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
-            "truncated": torch.zeros(batch, 1, dtype=torch.bool, device=self.device),
-        }, batch_size=self.batch_size)
+        out = observe(self._bank, self._candidate, self._prediction, self._frame, self._start, self._end, mask)
+        batch = self.batch_size[0]
+        flag = torch.zeros(batch, 1, dtype=torch.bool, device=self.device)
+        out.update({"info": self._info(iou, fifo_iou), "done": flag, "terminated": flag.clone(), "truncated": flag.clone()})
+        return out

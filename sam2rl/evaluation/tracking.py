@@ -56,6 +56,7 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
         controller.reset(batch)
         frame = torch.full((batch,), start, dtype=torch.long, device=device)
         total = torch.full((batch,), video.num_frames, device=device)
+        controller.begin_episode(frame, total)
         prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group]).to(device)
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         masks = [to_video_resolution(low, video.height, video.width)[:, 0] > 0]

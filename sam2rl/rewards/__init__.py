@@ -28,6 +28,7 @@ key                dtype, shape     meaning
 ``predicted_iou``  float [B]        the model's own IoU estimate for ``pred_mask``
 ``action``         int64 [B]        the action just taken: 0 discard, 1..R write recent slot
                                     k, R+1 add anchor
+fifo_action    int64 [B]        the action SAM 2's FIFO rule would have taken
 ``overwrote``      bool [B]         whether the action replaced a valid memory (an eviction)
 ``frame``          int64 [B]        index of the new frame in its video
 ``num_frames``     int64 [B]        length of the video

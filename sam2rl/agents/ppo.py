@@ -1,0 +1,136 @@
+"""PPO as a LightningModule: collect a rollout with the current policy, then epochs x minibatches.
+
+On-policy RL does not fit Lightning's dataset loop, so each `training_step` is one PPO
+iteration: a TorchRL `Collector` gathers `frames_per_batch` transitions from this rank's own
+environment (own seed), `GAE` computes advantages, and `ClipPPOLoss` is minimised with
+`manual_backward` (so DDP averages gradients) for the same number of updates on every rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.envs import EnvBase
+from torchrl.modules import ProbabilisticActor, ValueOperator
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+
+__all__ = ["PPOModule", "PPOSettings"]
+
+
+@dataclass
+class PPOSettings:
+    rollout_steps: int = 16  # environment steps per iteration; x env batch = transitions
+    epochs: int = 4
+    minibatch_size: int = 64
+    gamma: float = 0.9
+    lmbda: float = 0.95
+    clip_epsilon: float = 0.2
+    entropy_coeff: float = 0.01
+    critic_coeff: float = 0.5
+    lr: float = 3e-4
+    lr_final_ratio: float = 0.1  # linear decay to lr * this over the run
+    grad_clip: float = 1.0
+
+
+class PPOModule(L.LightningModule):
+    """Trains `actor` and `critic` on environments made by `make_env(seed)`, one per rank."""
+
+    def __init__(self, actor: ProbabilisticActor, critic: ValueOperator, make_env: Callable[[int], EnvBase],
+                 ppo: PPOSettings, iterations: int, seed: int = 0):
+        super().__init__()
+        self.automatic_optimization = False
+        self.actor = actor
+        self.critic = critic
+        self.make_env = make_env
+        self.ppo = ppo
+        self.iterations = iterations
+        self.seed = seed
+        self.advantage = GAE(gamma=ppo.gamma, lmbda=ppo.lmbda, value_network=critic, average_gae=False)
+        self.loss = ClipPPOLoss(actor, critic, clip_epsilon=ppo.clip_epsilon, entropy_coeff=ppo.entropy_coeff,
+                                critic_coeff=ppo.critic_coeff, normalize_advantage=True)
+        self._collector: Collector | None = None
+        self._batches = None
+
+    # -- rollouts ------------------------------------------------------------------------------
+
+    def _rollout(self) -> TensorDictBase:
+        if self._collector is None:
+            env = self.make_env(self.seed + 1000 * self.global_rank)
+            torch.manual_seed(self.seed + 1000 * self.global_rank)
+            self._collector = Collector(env, self.actor, frames_per_batch=env.batch_size[0] * self.ppo.rollout_steps,
+                                        total_frames=-1, device=self.device)
+            self._batches = iter(self._collector)
+        self._collector.update_policy_weights_()
+        return next(self._batches)
+
+    def train_dataloader(self):
+        return range(self.iterations)
+
+    # -- one PPO iteration ---------------------------------------------------------------------
+
+    def training_step(self, batch: object, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        rollout = self._rollout()
+        with torch.no_grad():
+            self.advantage(rollout)
+        data = rollout.reshape(-1)
+        stats: dict[str, list[torch.Tensor]] = {}
+        for _ in range(self.ppo.epochs):
+            order = torch.randperm(data.shape[0], device=data.device)
+            for start in range(0, data.shape[0], self.ppo.minibatch_size):
+                minibatch = data[order[start:start + self.ppo.minibatch_size]]
+                out = self.loss(minibatch)
+                loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                self.clip_gradients(optimizer, gradient_clip_val=self.ppo.grad_clip, gradient_clip_algorithm="norm")
+                optimizer.step()
+                for key in ("loss_objective", "loss_critic", "loss_entropy", "entropy", "clip_fraction", "kl_approx"):
+                    if key in out.keys():
+                        stats.setdefault(key, []).append(out[key].detach().float().mean())
+        scheduler.step()
+        self._log_iteration(rollout, stats)
+
+    def _log_iteration(self, rollout: TensorDictBase, stats: dict[str, list[torch.Tensor]]) -> None:
+        metrics = {f"train/{k}": torch.stack(v).mean() for k, v in stats.items()}  # means over all minibatches
+        nxt = rollout["next"]
+        metrics["train/reward"] = nxt["reward"].mean()
+        metrics["train/iou"] = nxt["info", "iou"].float().mean()
+        if ("info", "fifo_iou") in nxt.keys(True):
+            metrics["train/gain_over_fifo"] = (nxt["info", "iou"] - nxt["info", "fifo_iou"]).float().mean()
+        done = nxt["done"]
+        if bool(done.any()):
+            metrics["train/episode_return"] = nxt["episode_reward"][done].mean() if "episode_reward" in nxt.keys() \
+                else nxt["reward"].sum() / done.sum()
+        value = rollout["state_value"].flatten()
+        target = rollout["value_target"].flatten()
+        metrics["train/explained_variance"] = 1 - (target - value).var() / target.var().clamp(min=1e-8)
+        actions = rollout["action"].flatten()
+        num_actions = rollout["action_mask"].shape[-1]
+        counts = torch.bincount(actions, minlength=num_actions).float() / actions.numel()
+        metrics["train/action_discard"] = counts[0]
+        for k in range(1, num_actions - 1):
+            metrics[f"train/action_write_slot{k}"] = counts[k]
+        metrics["train/action_anchor"] = counts[-1]
+        self.log_dict(metrics, on_step=True, prog_bar=False, sync_dist=False)
+        self.log("train/iou_bar", metrics["train/iou"], prog_bar=True)
+
+    def configure_optimizers(self):
+        params = list(self.actor.parameters()) + list(self.critic.parameters())
+        unique = list({id(p): p for p in params}.values())
+        optimizer = torch.optim.Adam(unique, lr=self.ppo.lr)
+        final = self.ppo.lr_final_ratio
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: 1 - (1 - final) * min(i / max(self.iterations, 1), 1.0))
+        return [optimizer], [scheduler]
+
+    def on_train_end(self) -> None:
+        if self._collector is not None:
+            self._collector.shutdown()

@@ -1,0 +1,156 @@
+"""A greedy ground-truth oracle: the best action by a short look-ahead, an upper reference."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import torch
+
+from sam2rl.controllers.base import Controller, register_controller
+from sam2rl.datasets import Track, VideoSequence
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
+
+__all__ = ["OracleController", "ground_truth_masks"]
+
+
+def ground_truth_masks(video: VideoSequence, tracks: list[Track], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, T, S, S] bool masks at model input size, [B, T] bool annotated) for `tracks`.
+
+    Downsampled as prompts are (`resize_prompt_mask`: antialiased bilinear, >= 0.5).
+    Frames without an annotation file are all-False and marked not annotated.
+    """
+    masks = torch.zeros(len(tracks), video.num_frames, image_size, image_size, dtype=torch.bool)
+    annotated = torch.zeros(len(tracks), video.num_frames, dtype=torch.bool)
+    for t in range(video.num_frames):
+        ids = video.mask(t)
+        if ids is None:
+            continue
+        objects = torch.stack([torch.from_numpy(ids == track.object_id) for track in tracks])
+        masks[:, t] = resize_prompt_mask(objects, image_size)[:, 0] > 0.5
+        annotated[:, t] = True
+    return masks, annotated
+
+
+@register_controller("oracle")
+class OracleController(Controller):
+    """Greedy one-step oracle with ground truth (an upper reference for memory rules, not a method
+    from the literature).
+
+    At each frame t it tries every legal action of every track (the B tracks expanded to
+    B * num_actions rows of one batch), tracks `lookahead` (3) frames ahead with SAM 2's own rule
+    (highest predicted IoU, FIFO), and takes the action with the best mean IoU between the
+    predicted masks (`high_res_masks > 0`) and the ground truth at model resolution over frames
+    t+1..t+lookahead (annotated frames before `num_frames` only; an empty prediction on an empty
+    ground truth scores 1). Ties, and frames with nothing left to look at, go to FIFO's action.
+    The frame is read from `candidate.frame`. `last_scores` ([B, num_actions], -inf where
+    illegal) keeps the look-ahead objective of the last decision.
+
+    Build it with `OracleController.for_video(tracker, video, ...)` (or `make_controller("oracle")`
+    then `bind_video(tracker, video, ...)` per video): ground truth for `track_video`'s batches,
+    in its order. Or give `tracker`, `features`, `gt_masks` ([B, T, S, S] bool at model input
+    size) for one batch of B tracks. The ground truth costs T * S^2 bytes per track.
+    """
+
+    def __init__(self, tracker: Tracker | None = None, features: FeatureCache | None = None,
+                 gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int = 3,
+                 num_frames: int | None = None, annotated: torch.Tensor | list[torch.Tensor] | None = None,
+                 allow_anchor: bool = True) -> None:
+        if lookahead < 1:
+            raise ValueError(f"oracle: lookahead must be >= 1, got {lookahead}")
+        self.tracker = tracker
+        self.features = features
+        groups = [] if gt_masks is None else [gt_masks] if isinstance(gt_masks, torch.Tensor) else list(gt_masks)
+        if annotated is None:
+            marks = [torch.ones(g.shape[:2], dtype=torch.bool) for g in groups]
+        else:
+            marks = [annotated] if isinstance(annotated, torch.Tensor) else list(annotated)
+        self.groups = list(zip(groups, marks))
+        self.lookahead = int(lookahead)
+        self.num_frames = num_frames
+        self.allow_anchor = bool(allow_anchor)
+        self._next = 0
+        self._gt: torch.Tensor | None = None
+        self._annotated: torch.Tensor | None = None
+        self.last_scores: torch.Tensor | None = None
+
+    @classmethod
+    def for_video(cls, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                  features: FeatureCache | None = None, **options: object) -> OracleController:
+        """An oracle for `track_video(tracker, video, oracle, tracks, features)`."""
+        return cls(**options).bind_video(tracker, video, tracks, features)
+
+    def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                   features: FeatureCache | None = None) -> OracleController:
+        """Take the tracker, features and ground truth of `video`: one batch per prompt frame, in
+        the order `track_video` runs them (for a runner that builds controllers by name)."""
+        tracks = video.tracks() if tracks is None else tracks
+        self.tracker = tracker
+        self.features = tracker.video_features(video) if features is None else features
+        self.groups = []
+        for _, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
+            self.groups.append(ground_truth_masks(video, list(group), tracker.image_size))
+        self.num_frames = video.num_frames
+        self._next, self._gt, self._annotated = 0, None, None
+        return self
+
+    def reset(self, batch_size: int) -> None:
+        if not self.groups:
+            raise RuntimeError("oracle: no ground truth; build it with OracleController.for_video(...), call "
+                               "bind_video(tracker, video) or pass tracker, features and gt_masks")
+        if self._next >= len(self.groups):
+            self._next = 0  # a new run over the same video
+        gt, annotated = self.groups[self._next]
+        self._next += 1
+        if gt.shape[0] != batch_size:
+            raise ValueError(f"oracle: ground truth for {gt.shape[0]} tracks, but a batch of {batch_size} started")
+        self._gt, self._annotated = gt, annotated
+
+    @torch.inference_mode()
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        if self._gt is None:
+            self.reset(candidate.batch_size[0])
+        tracker, features = self.tracker, self.features
+        if tracker is None or features is None:
+            raise RuntimeError("oracle: needs the tracker and the video features")
+        batch, num_actions = candidate.batch_size[0], bank.num_actions
+        device = candidate.frame.device
+        num_frames = features.num_frames if self.num_frames is None else self.num_frames
+        legal = bank.action_mask(allow_anchor=self.allow_anchor)
+        fifo = bank.fifo_action()
+
+        rows = torch.arange(batch, device=device).repeat_interleave(num_actions)
+        actions = torch.arange(num_actions, device=device).repeat(batch)
+        actions = torch.where(legal.flatten(), actions, fifo[rows])  # illegal rows: scored -inf below
+        expanded = candidate[rows]
+        trial = bank[rows].apply(expanded, actions).push_pointer(expanded.obj_ptr, expanded.frame)
+        start = candidate.frame[rows]
+        total = torch.full_like(start, num_frames)
+        gt_rows = rows.cpu()
+        iou_sum = torch.zeros(rows.shape[0], dtype=torch.float64)
+        seen = torch.zeros(rows.shape[0], dtype=torch.float64)
+        for k in range(1, self.lookahead + 1):
+            frame = start + k
+            inside = frame < num_frames
+            if not bool(inside.any()):
+                break
+            frame = frame.clamp(max=num_frames - 1)
+            step = tracker.step(features.gather(frame), trial, frame, total)
+            trial = step.bank
+            rows_all = torch.arange(rows.shape[0], device=device)
+            predicted = (step.prediction.high_res_masks[rows_all, step.choice] > 0).cpu()
+            frame_cpu = frame.cpu()
+            truth = self._gt[gt_rows, frame_cpu]
+            counted = inside.cpu() & self._annotated[gt_rows, frame_cpu]
+            inter = (predicted & truth).flatten(1).sum(1).double()
+            union = (predicted | truth).flatten(1).sum(1).double()
+            iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+            iou_sum += torch.where(counted, iou, torch.zeros_like(iou))
+            seen += counted.double()
+        score = (iou_sum / seen.clamp(min=1)).view(batch, num_actions)
+        score = score.masked_fill(~legal.cpu(), float("-inf"))
+        self.last_scores = score
+        best = score.max(dim=1).values
+        fifo_cpu = fifo.cpu()
+        fifo_score = score[torch.arange(batch), fifo_cpu]
+        choice = torch.where(fifo_score >= best - 1e-9, fifo_cpu, score.argmax(dim=1))
+        return choice.to(device)

@@ -1,0 +1,99 @@
+"""PPO agent: learning on a task with a known answer, checkpoints as a library, recipes, `lightning run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from sam2rl.agents import AgentCheckpointError, EncoderSettings, PPOModule, PPOSettings, load_agent, make_actor_critic
+from sam2rl.cli import main as sam2rl
+from sam2rl.datasets import VideoDataset
+from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
+from sam2rl.lightning_cli import main as lightning
+from sam2rl.rewards import CompositeReward, register_reward
+from sam2rl.tracker import ModelSpec, Tracker
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
+
+
+@register_reward("imitate_fifo")
+def imitate_fifo(td):
+    """Toy task with a known answer: 1 for SAM 2's FIFO action (evict the oldest), else 0."""
+    return (td["action"] == td["fifo_action"]).float()
+
+
+def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
+    videos = VideoDataset(SAMPLE).sequences
+
+    def make_env(seed: int) -> SAM2MemoryEnv:
+        return SAM2MemoryEnv(tracker, videos, 8, CompositeReward(["imitate_fifo"]), EpisodeSettings(window=12), seed=seed)
+
+    env = make_env(0)
+    actor, critic = make_actor_critic(env.token_dim, 4, 1, tracker.num_recent, EncoderSettings(width=32, layers=1, heads=2))
+    module = PPOModule(actor, critic, make_env, PPOSettings(rollout_steps=10, minibatch_size=40, lr=1e-3), iterations=40)
+    L.Trainer(max_epochs=1, logger=CSVLogger(str(tmp_path), name="", version=""), enable_checkpointing=False,
+              log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False).fit(module)
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("train/reward")
+    rewards = [float(line.split(",")[column]) for line in lines[1:] if line.split(",")[column]]
+    assert len(rewards) == 40
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert first < 0.35, "a random policy picks FIFO's slot about 1 time in 7"
+    assert last > first + 0.2, f"reward went from {first:.2f} to {last:.2f}"
+    assert {"train/kl_approx", "train/clip_fraction", "train/explained_variance", "train/entropy",
+            "train/action_discard", "train/action_write_slot1"} <= set(header)
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("overfit")
+    code = lightning(["run", str(RECIPE), "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
+                      "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", f"output.dir={out}"])
+    assert code == 0
+    return out
+
+
+def test_overfit_recipe_writes_agent_results_and_summary(overfit_run: Path) -> None:
+    summary = json.loads((overfit_run / "summary.json").read_text())
+    assert summary["task"] == "overfit" and len(summary["tracks"]) == 1
+    row = summary["tracks"][0]
+    assert 0 <= row["fifo"] <= 1 and 0 <= row["agent_quality"] <= 1
+    result = json.loads((overfit_run / "synth-medium-1000-000-1" / "results-synth-medium-1000-000-1.json").read_text())
+    assert len(result["fifo_run"]["per_frame_iou"]) == 24 == len(result["agent_run"]["per_frame_iou"])
+    assert "iterations: 2" in (overfit_run / "recipe.yaml").read_text()
+    assert (overfit_run / "synth-medium-1000-000-1" / "logs" / "metrics.csv").is_file()
+
+
+def test_agent_checkpoint_loads_as_a_controller_in_eval(overfit_run: Path, tmp_path: Path) -> None:
+    agent = overfit_run / "synth-medium-1000-000-1" / "agent.pt"
+    code = sam2rl(["eval", "--data", str(SAMPLE), "--model", "nano", "--random-weights", "--image-size", "64",
+                   "--controllers", f"fifo,agent:{agent}", "--json", str(tmp_path / "scores.json")])
+    assert code == 0
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    actions = [a for track in scores["controllers"]["agent:agent.pt"]["tracks"] for a in track["actions"]]
+    assert actions and all(0 <= a <= 7 for a in actions)
+
+
+def test_agent_for_another_sam2_is_refused_unless_forced(overfit_run: Path) -> None:
+    agent = overfit_run / "synth-medium-1000-000-1" / "agent.pt"
+    other = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True, seed=5))
+    with pytest.raises(AgentCheckpointError, match=r"agent\.pt: trained on SAM 2 weights_sha256='random-seed0'.*force=True"):
+        load_agent(agent, other)
+    assert load_agent(agent, other, force=True).name == "agent:agent.pt"
+    with pytest.raises(AgentCheckpointError, match="file not found"):
+        load_agent(overfit_run / "missing.pt")
+
+
+def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) -> None:
+    assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2
+    assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().out
