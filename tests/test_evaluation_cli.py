@@ -38,7 +38,7 @@ def test_eval_writes_scores_and_masks(blackswan_clip: Path, nano_random_checkpoi
 
 def test_unknown_controller_lists_available(blackswan_clip: Path, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["eval", "--data", str(blackswan_clip), "--random-weights", "--controllers", "fifo,lifo"]) == 2
-    assert "unknown controller 'lifo'; available: fifo" in capsys.readouterr().out
+    assert "unknown controller 'lifo'; available: dam4sam, fifo, oracle, random, sam2long, samurai" in capsys.readouterr().out
 
 
 def test_bad_data_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from sam2rl.tracker import Memories, MemoryBank, Prediction
+from sam2rl.datasets import Track, VideoSequence
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
 __all__ = ["CONTROLLERS", "Controller", "make_controller", "register_controller"]
 
@@ -20,9 +21,16 @@ class Controller:
     """
 
     name = "controller"
+    max_anchors = 1
+    """Anchor slots this rule may use (the tracker's bank must have at least as many)."""
 
     def reset(self, batch_size: int) -> None:
         """Forget per-episode state; called before the prompt frame of B new tracks."""
+
+    def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                   features: FeatureCache | None = None) -> Controller:
+        """Hook for rules that need the whole video (the oracle reads its ground truth)."""
+        return self
 
     def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
         """Where the B episodes start (prompt frames) and their videos' lengths; after `reset`."""

@@ -16,7 +16,8 @@ from rich.table import Table
 from sam2rl.controllers import make_controller
 from sam2rl.datasets import DatasetError, VideoDataset
 from sam2rl.evaluation.evaluate import evaluate
-from sam2rl.tracker import CheckpointError, ModelSpec, Tracker
+from sam2rl.agents import AgentCheckpointError
+from sam2rl.tracker import CheckpointError, ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
 
@@ -67,12 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     spec = ModelSpec(args.config or args.model, checkpoint=args.checkpoint, image_size=args.image_size,
                      random_weights=args.random_weights)
     try:
-        controllers = [make_controller(name.strip()) for name in args.controllers.split(",") if name.strip()]
+        names = [name.strip() for name in args.controllers.split(",") if name.strip()]
+        rules = {name: make_controller(name) for name in names if not name.startswith("agent:")}
         dataset = VideoDataset(args.data, split=args.split)
         total = sum(len(video.tracks()) for video in dataset.sequences)
-        tracker = Tracker.from_spec(spec, device=args.device)
-    except (ValueError, DatasetError, CheckpointError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        anchors = max([rule.max_anchors for rule in rules.values()] + [1])
+        tracker = Tracker.from_spec(spec, device=args.device, settings=TrackerSettings(max_anchors=anchors))
+        # agents are checked against the tracker they will drive
+        controllers = [rules[name] if name in rules else make_controller(name, tracker=tracker) for name in names]
+    except (ValueError, DatasetError, CheckpointError, AgentCheckpointError) as error:
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 2
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("tracking", total=len(dataset) * len(controllers))

@@ -64,6 +64,7 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     for video in dataset.sequences:
         features = tracker.video_features(video, cache_dir=cache_dir)
         for controller in controllers:
+            controller.bind_video(tracker, video, features=features)
             runs = track_video(tracker, video, controller, features=features)
             entry = results["controllers"][controller.name]
             rows = []
