@@ -33,13 +33,13 @@ def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path) -> None:
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     videos = VideoDataset(SAMPLE).sequences
 
-    def make_env(seed: int) -> SAM2MemoryEnv:
+    def make_env(seed: int, rank: int = 0, world: int = 1) -> SAM2MemoryEnv:
         return SAM2MemoryEnv(tracker, videos, 8, CompositeReward(["imitate_fifo"]), EpisodeSettings(window=12), seed=seed)
 
     env = make_env(0)
     actor, critic = make_actor_critic(env.token_dim, 4, 1, tracker.num_recent, EncoderSettings(width=32, layers=1, heads=2))
     module = PPOModule(actor, critic, make_env, PPOSettings(rollout_steps=10, minibatch_size=40, lr=1e-3), iterations=40)
-    L.Trainer(max_epochs=1, logger=CSVLogger(str(tmp_path), name="", version=""), enable_checkpointing=False,
+    L.Trainer(max_epochs=40, logger=CSVLogger(str(tmp_path), name="", version=""), enable_checkpointing=False,
               log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False).fit(module)
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     header = lines[0].split(",")
@@ -68,6 +68,7 @@ def test_overfit_recipe_writes_agent_results_and_summary(overfit_run: Path) -> N
     row = summary["tracks"][0]
     assert 0 <= row["fifo"] <= 1 and 0 <= row["agent_quality"] <= 1
     result = json.loads((overfit_run / "synth-medium-1000-000-1" / "results-synth-medium-1000-000-1.json").read_text())
+    assert result["row"] == row
     assert len(result["fifo_run"]["per_frame_iou"]) == 24 == len(result["agent_run"]["per_frame_iou"])
     assert "iterations: 2" in (overfit_run / "recipe.yaml").read_text()
     assert (overfit_run / "synth-medium-1000-000-1" / "logs" / "metrics.csv").is_file()

@@ -1,9 +1,11 @@
 """PPO as a LightningModule: collect a rollout with the current policy, then epochs x minibatches.
 
-On-policy RL does not fit Lightning's dataset loop, so each `training_step` is one PPO
-iteration: a TorchRL `Collector` gathers `frames_per_batch` transitions from this rank's own
-environment (own seed), `GAE` computes advantages, and `ClipPPOLoss` is minimised with
-`manual_backward` (so DDP averages gradients) for the same number of updates on every rank.
+On-policy RL does not fit Lightning's dataset loop, so each epoch is one PPO iteration (one
+`training_step`): a TorchRL `Collector` gathers transitions from this rank's own environment
+(own seed, own share of the tracks), `GAE` computes advantages, and `ClipPPOLoss` is minimised
+with `manual_backward` (so DDP averages gradients) for the same number of updates on every
+rank. One iteration per epoch makes every checkpoint fall between iterations, so a resumed run
+does exactly the remaining iterations.
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ class PPOSettings:
 
 
 class PPOModule(L.LightningModule):
-    """Trains `actor` and `critic` on environments made by `make_env(seed)`, one per rank."""
+    """Trains `actor` and `critic` on environments made by `make_env(seed, rank, world_size)`, one per rank.
 
-    def __init__(self, actor: ProbabilisticActor, critic: ValueOperator, make_env: Callable[[int], EnvBase],
+    Run it with `Trainer(max_epochs=iterations)`.
+    """
+
+    def __init__(self, actor: ProbabilisticActor, critic: ValueOperator, make_env: Callable[[int, int, int], EnvBase],
                  ppo: PPOSettings, iterations: int, seed: int = 0):
         super().__init__()
         self.automatic_optimization = False
@@ -55,13 +60,14 @@ class PPOModule(L.LightningModule):
         self.loss = ClipPPOLoss(actor, critic, clip_epsilon=ppo.clip_epsilon, entropy_coeff=ppo.entropy_coeff,
                                 critic_coeff=ppo.critic_coeff, normalize_advantage=True)
         self._collector: Collector | None = None
+        self.rollout_checksum = 0.0  # of the last rollout: differs between ranks (own seeds)
         self._batches = None
 
     # -- rollouts ------------------------------------------------------------------------------
 
     def _rollout(self) -> TensorDictBase:
         if self._collector is None:
-            env = self.make_env(self.seed + 1000 * self.global_rank)
+            env = self.make_env(self.seed + 1000 * self.global_rank, self.global_rank, self.trainer.world_size)
             torch.manual_seed(self.seed + 1000 * self.global_rank)
             self._collector = Collector(env, self.actor, frames_per_batch=env.batch_size[0] * self.ppo.rollout_steps,
                                         total_frames=-1, device=self.device)
@@ -70,7 +76,7 @@ class PPOModule(L.LightningModule):
         return next(self._batches)
 
     def train_dataloader(self):
-        return range(self.iterations)
+        return [0]  # one PPO iteration per epoch
 
     # -- one PPO iteration ---------------------------------------------------------------------
 
@@ -96,6 +102,7 @@ class PPOModule(L.LightningModule):
                     if key in out.keys():
                         stats.setdefault(key, []).append(out[key].detach().float().mean())
         scheduler.step()
+        self.rollout_checksum = float(rollout["action"].float().sum() + rollout["next", "reward"].sum())
         self._log_iteration(rollout, stats)
 
     def _log_iteration(self, rollout: TensorDictBase, stats: dict[str, list[torch.Tensor]]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -74,6 +75,7 @@ class TrainerSection:
     precision: str = "32-true"
     seed: int = 0
     threads: int = 2
+    checkpoint_every: int = 5  # iterations between resumable checkpoints
 
 
 @dataclass
@@ -98,6 +100,7 @@ class AgentRecipe:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     output: OutputSection = field(default_factory=OutputSection)
     task: str = "overfit"
+    resume: str | None = None  # "auto": skip finished agents, continue unfinished ones from last.ckpt
 
 
 def _tracker(recipe: AgentRecipe) -> Tracker:
@@ -128,14 +131,16 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], tracks: list[Track],
-           features: list[FeatureCache], out: Path) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+           features: list[FeatureCache], out: Path, resume: bool) -> tuple[torch.nn.Module, torch.nn.Module, dict, bool]:
+    """PPO for one agent; returns the actor, critic, observation layout and whether this is rank 0."""
     env_cfg = recipe.env
     episode = EpisodeSettings(window=env_cfg.window, allow_discard=env_cfg.allow_discard,
                               allow_anchor=env_cfg.allow_anchor, track_reference=True)
     reward = CompositeReward.from_config(recipe.reward)
 
-    def make_env(seed: int) -> SAM2MemoryEnv:
-        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, episode, tracks=tracks, features=features,
+    def make_env(seed: int, rank: int = 0, world_size: int = 1) -> SAM2MemoryEnv:
+        share = tracks[rank::world_size] if len(tracks) >= world_size else tracks  # each rank its own tracks
+        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, episode, tracks=share, features=features,
                              seed=seed)
 
     probe = make_env(recipe.trainer.seed)
@@ -146,12 +151,21 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
     actor, critic = make_actor_critic(layout["token_dim"], layout["global_dim"], num_anchor, tracker.num_recent, recipe.agent)
     module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
     t = recipe.trainer
-    trainer = L.Trainer(max_epochs=1, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, enable_checkpointing=False,
+    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
+                                  every_n_epochs=recipe.trainer.checkpoint_every)
+    trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=[checkpoints],
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
-                        enable_model_summary=False)
-    trainer.fit(module)
-    return actor, critic, layout
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    last = out / "checkpoints" / "last.ckpt"
+    trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    if trainer.world_size > 1:  # DDP diagnostics: weights must agree, rollouts must not
+        params = torch.cat([p.detach().flatten().cpu() for p in actor.parameters()])
+        _write_json(out / f"rank-{trainer.global_rank}.json", {
+            "rank": trainer.global_rank, "param_checksum": float(params.double().sum()),
+            "param_abs_checksum": float(params.double().abs().sum()),
+            "rollout_checksum": module.rollout_checksum, "optimizer_steps": trainer.global_step})
+    return actor, critic, layout, trainer.is_global_zero
 
 
 def _score(tracker: Tracker, video: VideoSequence, track: Track, controller, features: FeatureCache, skip_first: int) -> dict:
@@ -184,9 +198,15 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
         jobs = [("generalist", tracks, [(v, t) for v in val.sequences for t in v.tracks()])]
     rows = []
     for name, train_tracks, eval_pairs in jobs:
+        finished = out / name / "agent.pt"
+        if recipe.resume == "auto" and finished.is_file():
+            rows += [json.loads(p.read_text())["row"] for p in sorted((out / name).glob("results-*.json"))]
+            continue
         videos = sorted({t.sequence for t in train_tracks})
-        actor, critic, layout = _train(recipe, tracker, [dataset[v] for v in videos], train_tracks,
-                                       [features[v] for v in videos], out / name)
+        actor, critic, layout, is_main = _train(recipe, tracker, [dataset[v] for v in videos], train_tracks,
+                                                [features[v] for v in videos], out / name, recipe.resume == "auto")
+        if not is_main:
+            continue
         write_agent_checkpoint(out / name / "agent.pt", actor=actor, critic=critic, recipe_yaml=recipe_yaml,
                                tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent)
         agent = AgentController(actor, layout["allow_discard"], layout["allow_anchor"])
@@ -198,7 +218,9 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
                    "relative_gain": (learned["quality"] - fifo["quality"]) / fifo["quality"] if fifo["quality"] else float("nan")}
             rows.append(row)
             _write_json(out / name / f"results-{track.sequence}-{track.object_id}.json",
-                        {**row, "fifo_run": fifo, "agent_run": learned})
+                        {"row": row, "fifo_run": fifo, "agent_run": learned})
+    if not rows:  # a DDP rank other than 0: rank 0 evaluates and reports
+        return {}
     summary = {"task": recipe.task, "minutes": (time.time() - began) / 60, "tracks": rows,
                "mean_fifo": sum(r["fifo"] for r in rows) / len(rows),
                "mean_agent": sum(r["agent_quality"] for r in rows) / len(rows)}
