@@ -98,3 +98,17 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2
     assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().out
+
+
+def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:
+    import sam2rl
+    from sam2rl.predictor import SAM2RLVideoPredictor
+
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
+    agent = sam2rl.load_agent(overfit_run / "synth-medium-1000-000-1" / "agent.pt", tracker)
+    predictor = SAM2RLVideoPredictor(tracker, agent)
+    video = VideoDataset(SAMPLE).sequences[0]
+    state = predictor.init_state(str(video.frame_paths[0].parent))
+    predictor.add_new_mask(state, 0, 1, video.object_mask(0, 1))
+    outputs = list(predictor.propagate_in_video(state))
+    assert len(outputs) == video.num_frames and outputs[-1][2].shape == (1, 1, video.height, video.width)
