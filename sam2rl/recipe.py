@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from sam2rl.atomic import write_atomically
 
 __all__ = ["RecipeError", "load_recipe", "save_recipe"]
 
@@ -74,9 +74,5 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
 
 def save_recipe(recipe: Any, path: str | Path) -> None:
     """Write the resolved recipe next to a run's outputs (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(OmegaConf.to_yaml(OmegaConf.structured(recipe)))
-    os.replace(tmp, path)
+    yaml = OmegaConf.to_yaml(OmegaConf.structured(recipe))
+    write_atomically(path, lambda tmp: Path(tmp).write_text(yaml))

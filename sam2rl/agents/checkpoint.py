@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 import torch
 
 import sam2rl
+from sam2rl.atomic import write_torch
 
 __all__ = ["AgentCheckpointError", "package_versions", "read_agent_checkpoint", "write_agent_checkpoint"]
 
@@ -31,20 +30,10 @@ def write_agent_checkpoint(path: str | Path, *, actor: torch.nn.Module, critic: 
                            tracker_identity: dict[str, str], layout: dict[str, Any], encoder: Any,
                            extra: dict[str, Any] | None = None) -> Path:
     """Atomic write (temp file + rename): a kill never leaves a truncated file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "versions": package_versions(), "recipe": recipe_yaml, "model": tracker_identity,
                "layout": layout, "encoder": asdict(encoder), "actor": actor.state_dict(),
                "critic": critic.state_dict(), **(extra or {})}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_torch(path, payload)
 
 
 def read_agent_checkpoint(path: str | Path, tracker_identity: dict[str, str] | None = None,

@@ -4,8 +4,6 @@ training split, validated on held-out videos): PPO with Lightning, agents evalua
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sam2rl.agents.checkpoint import write_agent_checkpoint
+from sam2rl.atomic import write_json
 from sam2rl.agents.controller import AgentController
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
@@ -123,13 +122,6 @@ def _select(dataset: VideoDataset, wanted: list[str] | None) -> list[Track]:
     return [known[w] for w in wanted]
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(payload, out, indent=1)
-    os.replace(tmp, path)
-
-
 def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], tracks: list[Track],
            features: list[FeatureCache], out: Path, resume: bool) -> tuple[torch.nn.Module, torch.nn.Module, dict, bool]:
     """PPO for one agent; returns the actor, critic, observation layout and whether this is rank 0."""
@@ -161,7 +153,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
     trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
     if trainer.world_size > 1:  # DDP diagnostics: weights must agree, rollouts must not
         params = torch.cat([p.detach().flatten().cpu() for p in actor.parameters()])
-        _write_json(out / f"rank-{trainer.global_rank}.json", {
+        write_json(out / f"rank-{trainer.global_rank}.json", {
             "rank": trainer.global_rank, "param_checksum": float(params.double().sum()),
             "param_abs_checksum": float(params.double().abs().sum()),
             "rollout_checksum": module.rollout_checksum, "optimizer_steps": trainer.global_step})
@@ -217,7 +209,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
                    "agent_quality": learned["quality"], "gain": learned["quality"] - fifo["quality"],
                    "relative_gain": (learned["quality"] - fifo["quality"]) / fifo["quality"] if fifo["quality"] else float("nan")}
             rows.append(row)
-            _write_json(out / name / f"results-{track.sequence}-{track.object_id}.json",
+            write_json(out / name / f"results-{track.sequence}-{track.object_id}.json",
                         {"row": row, "fifo_run": fifo, "agent_run": learned})
     if not rows:  # a DDP rank other than 0: rank 0 evaluates and reports
         return {}
@@ -226,7 +218,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
                "mean_agent": sum(r["agent_quality"] for r in rows) / len(rows)}
     summary["relative_gain"] = (summary["mean_agent"] - summary["mean_fifo"]) / summary["mean_fifo"] if summary["mean_fifo"] else float("nan")
     summary["agent_beats_fifo"] = sum(r["gain"] > 0 for r in rows)
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     table = Table(title=f"sam2rl {recipe.task} — tracking quality (IoU, first {recipe.evaluation.skip_first} frames skipped)")
     for column in ("agent", "track", "FIFO", "agent", "gain"):
         table.add_column(column, justify="right")

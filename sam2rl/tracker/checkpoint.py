@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from sam2rl.atomic import write_torch
 
 __all__ = ["CheckpointError", "file_sha256", "load_state_dict", "save_official_checkpoint"]
 
@@ -80,15 +80,5 @@ def load_into(model: torch.nn.Module, path: str | Path, config: str, expected_sh
 
 
 def save_official_checkpoint(model: torch.nn.Module, path: str | Path, **extra: object) -> Path:
-    """Write `{"model": state_dict, **extra}` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save({"model": model.state_dict(), **extra}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `{"model": state_dict, **extra}` atomically."""
+    return write_torch(path, {"model": model.state_dict(), **extra})

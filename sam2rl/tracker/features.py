@@ -14,14 +14,14 @@ The positional encoding of the top level is the same for every frame and is kept
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from sam2.modeling.sam2_base import SAM2Base
+
+from sam2rl.atomic import write_torch
 
 __all__ = ["FeatureCache", "FrameFeatures"]
 
@@ -123,16 +123,7 @@ class FeatureCache:
 
     def save(self, path: str | Path) -> None:
         """Write atomically, so an interrupted run never leaves a half-written cache file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save({"levels": [x.cpu() for x in self.levels], "pos_top": self.pos_top.cpu()}, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_torch(path, {"levels": [x.cpu() for x in self.levels], "pos_top": self.pos_top.cpu()})
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeatureCache:

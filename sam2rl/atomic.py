@@ -1,0 +1,41 @@
+"""Atomic file writes: a kill or a full disk never leaves a truncated file under the final name."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["write_atomically", "write_json", "write_torch"]
+
+
+def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_torch(path: str | Path, payload: Any) -> Path:
+    return write_atomically(path, lambda tmp: torch.save(payload, tmp))
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    def dump(tmp: str) -> None:
+        with open(tmp, "w") as out:
+            json.dump(payload, out, indent=1)
+
+    return write_atomically(path, dump)
