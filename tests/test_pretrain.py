@@ -52,6 +52,8 @@ def test_pretrain_recipe_runs_exports_and_resumes(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2] and 0 <= records[0]["quality"] <= 1
     build_sam2_model(ModelSpec("nano", checkpoint=str(out / "nano.pt"), image_size=64))  # official format
+    card = (out / "nano.md").read_text()
+    assert "sha256" in card and "| 2 |" in card and "--seed 9001" in card
     assert sam2rl(["run", "recipes/pretrain_tracker.yaml", "trainer.max_steps=4", "resume=auto", *tiny]) == 0
     records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4]  # continued from step 2, not restarted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
 from sam2rl.pretrain.losses import LossWeights
 from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
+from sam2rl.atomic import write_atomically
 from sam2rl.recipe import save_recipe
 from sam2rl.synth import write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
+from sam2rl.tracker.checkpoint import file_sha256
 
 __all__ = ["PretrainRecipe", "run"]
 
@@ -121,7 +124,38 @@ class FifoValidation(Callback):
         save_official_checkpoint(module.model, Path(self.recipe.output.dir) / "nano-last.pt", step=step)
         if overall["quality"] > self.best:
             self.best = overall["quality"]
-            save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record)
+            export = save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record)
+            write_model_card(export, self.recipe, record, self.history_path)
+
+
+def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, history: Path) -> Path:
+    """`<weights>.md` beside the weights: how they were made and what they measure."""
+    curve = "\n".join(f"| {r['step']} | {r['quality']:.3f} | {r['jf']:.3f} | {r['minutes']:.0f} |"
+                       for r in map(json.loads, history.read_text().splitlines()))
+    val = recipe.validation
+    text = f"""# Model card: {weights.name}
+
+- Architecture: `sam2rl/configs/{recipe.model.name}.yaml` (sam2's modules), input {recipe.model.image_size} px.
+- Format: official SAM 2 checkpoint (`{{"model": state_dict}}`), sha256 `{file_sha256(weights)}`.
+- Trained by `sam2rl run recipes/pretrain_tracker.yaml` (resolved recipe: `recipe.yaml` in the run
+  directory), seed {recipe.trainer.seed}, from random weights, on synthetic clips (`sam2rl.synth`, seeds
+  from 2^40, curriculum {[(c.until, c.difficulty, c.clip_frames) for c in recipe.data.curriculum]}).
+- This export: step {record['step']} (batch {recipe.data.batch_size}), {record['minutes']:.0f} min of training on
+  {platform.processor() or platform.machine()} with {torch.get_num_threads()} threads ({"CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU only"}).
+- Validation (held out, never trained on): `sam2rl synth --seed {val.seed} --num {val.num_videos} --difficulty
+  {val.difficulty} --frames {val.frames} --size {recipe.model.image_size}`, every object tracked with SAM 2's FIFO
+  rule: tracking quality {record['quality']:.3f} (mean IoU, first 7 frames skipped), J&F {record['jf']:.3f},
+  presence accuracy {record['presence']:.3f}.
+
+## Learning curve (validation)
+
+| step | FIFO quality | J&F | minutes |
+|---:|---:|---:|---:|
+{curve}
+"""
+    path = weights.with_suffix(".md")
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    return path
 
 
 def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
