@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["write_atomically", "write_json", "write_torch"]
+__all__ = ["write_atomically", "write_bytes", "write_json", "write_text", "write_torch"]
 
 
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -22,6 +22,9 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(handle)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -31,6 +34,14 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
 
 def write_torch(path: str | Path, payload: Any) -> Path:
     return write_atomically(path, lambda tmp: torch.save(payload, tmp))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def write_json(path: str | Path, payload: Any) -> Path:

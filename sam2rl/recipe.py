@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from sam2rl.atomic import write_atomically
+from sam2rl.atomic import write_text
 
 __all__ = ["RecipeError", "load_recipe", "save_recipe"]
 
@@ -75,4 +75,4 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
 def save_recipe(recipe: Any, path: str | Path) -> None:
     """Write the resolved recipe next to a run's outputs (atomically)."""
     yaml = OmegaConf.to_yaml(OmegaConf.structured(recipe))
-    write_atomically(path, lambda tmp: Path(tmp).write_text(yaml))
+    write_text(path, yaml)

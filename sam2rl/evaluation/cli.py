@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,17 +10,23 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sam2rl.controllers import make_controller
+from sam2rl.agents import AgentCheckpointError
 from sam2rl.datasets import DatasetError, VideoDataset
 from sam2rl.evaluation.evaluate import evaluate
-from sam2rl.agents import AgentCheckpointError
+from sam2rl.atomic import write_json
+from sam2rl.evaluation.report import overall_csv_path, write_csv
+from sam2rl.evaluation.tracking import ControllerError, make_eval_controller
 from sam2rl.tracker import CheckpointError, ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sam2rl eval", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sam2rl eval", description=__doc__,
+        epilog="The headline is each controller's relative improvement of tracking quality over FIFO "
+               "(column 'vs FIFO', overall.gain_over_fifo in the JSON, gain_over_fifo in the overall CSV); "
+               "include fifo in --controllers to get it.")
     parser.add_argument("--data", required=True, type=Path, help="dataset root in the DAVIS layout")
     parser.add_argument("--split", help="text file listing the sequences to use (default: all)")
     parser.add_argument("--model", default="nano", help="SAM 2 short name (sam2.1_hiera_t, ..., nano)")
@@ -31,21 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", help="official-format checkpoint ({'model': state_dict})")
     parser.add_argument("--random-weights", action="store_true", help="no checkpoint: random weights (plumbing only)")
     parser.add_argument("--image-size", type=int, help="model input size, a multiple of 32 (default: the config's)")
-    parser.add_argument("--controllers", default="fifo", help="comma-separated controller names")
+    parser.add_argument("--controllers", default="fifo",
+                        help="comma-separated controller names: fifo, samurai, dam4sam, sam2long (SAM2Long, one "
+                             "pathway), sam2long:P (SAM2Long's memory-tree search with P pathways, e.g. sam2long:3), "
+                             "oracle, random, agent:PATH (a trained agent) or a dotted path to a Controller class "
+                             "(default: fifo)")
     parser.add_argument("--skip-first", type=int, default=7, help="frames skipped by the tracking-quality mean")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")
     parser.add_argument("--dump-masks", type=Path, help="write predicted masks here (DAVIS layout, per controller)")
-    parser.add_argument("--json", type=Path, help="write all scores here")
+    parser.add_argument("--json", type=Path, help="write all scores here (per-frame curves, bank timelines, means)")
+    parser.add_argument("--csv", type=Path,
+                        help="write one row per track here, and the per-controller means with the gain over FIFO "
+                             "next to it with an -overall suffix (scores.csv -> scores-overall.csv)")
+    parser.add_argument("--plots", type=Path,
+                        help="write PNG figures here: per track the IoU curves and the memory-bank timeline of "
+                             "every controller, and the gain over FIFO as a bar chart")
+    parser.add_argument("--video", type=Path,
+                        help="write an overlay GIF per track and controller here (<controller>/<sequence>_obj<id>.gif, "
+                             "at most 320 px wide)")
     return parser
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(payload, out, indent=1)
-    os.replace(tmp, path)
 
 
 def _table(results: dict) -> Table:
@@ -69,25 +77,50 @@ def main(argv: list[str] | None = None) -> int:
                      random_weights=args.random_weights)
     try:
         names = [name.strip() for name in args.controllers.split(",") if name.strip()]
-        rules = {name: make_controller(name) for name in names if not name.startswith("agent:")}
+        if not names:
+            raise ValueError("--controllers is empty")
+        rules = {name: make_eval_controller(name) for name in names if not name.startswith("agent:")}
         dataset = VideoDataset(args.data, split=args.split)
         total = sum(len(video.tracks()) for video in dataset.sequences)
         anchors = max([rule.max_anchors for rule in rules.values()] + [1])
         tracker = Tracker.from_spec(spec, device=args.device, settings=TrackerSettings(max_anchors=anchors))
         # agents are checked against the tracker they will drive
-        controllers = [rules[name] if name in rules else make_controller(name, tracker=tracker) for name in names]
+        controllers = [rules[name] if name in rules else make_eval_controller(name, tracker=tracker) for name in names]
+        labels = [controller.name for controller in controllers]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:  # results are keyed by controller name
+            raise ValueError(f"controller(s) given twice: {', '.join(twice)}")
     except (ValueError, DatasetError, CheckpointError, AgentCheckpointError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 2
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("tracking", total=len(dataset) * len(controllers))
-        results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
-                           cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task))
+    gifs = None
+    if args.video is not None:
+        from sam2rl.evaluation.videos import GifWriter  # Pillow only, but keep the plain run lean
+
+        gifs = GifWriter(args.video)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("tracking", total=len(dataset) * len(controllers))
+            results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
+                               cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task),
+                               on_runs=gifs)
+    except ControllerError as error:
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        return 1
     results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
     console.print(_table(results))
     if args.json is not None:
-        _write_json(args.json, results)
+        write_json(args.json, results)
         console.print(f"scores: {args.json}")
+    if args.csv is not None:
+        write_csv(args.csv, results)
+        console.print(f"tables: {args.csv}, {overall_csv_path(args.csv)}")
+    if args.plots is not None:
+        from sam2rl.evaluation.plots import write_plots  # matplotlib: imported only when asked for
+
+        console.print(f"plots: {args.plots} ({len(write_plots(results, args.plots))} PNG)")
     if args.dump_masks is not None:
         console.print(f"masks: {args.dump_masks}")
+    if gifs is not None:
+        console.print(f"videos: {args.video} ({len(gifs.written)} GIF)")
     return 0

@@ -13,10 +13,15 @@ from sam2rl.controllers import Controller
 from sam2rl.datasets import VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.evaluation.metrics import score_track
+from sam2rl.evaluation.report import safe_name
 from sam2rl.evaluation.tracking import TrackRun, track_video
 from sam2rl.tracker import Tracker
 
-__all__ = ["evaluate", "write_masks"]
+__all__ = ["RunsCallback", "evaluate", "write_masks"]
+
+RunsCallback = Callable[[VideoSequence, str, list[TrackRun]], None]
+"""`on_runs(video, controller_name, runs)`: the `TrackRun`s (masks included) of one sequence and
+controller, handed over before they are dropped (overlay videos, custom dumps)."""
 
 SUMMARY_KEYS = ("quality", "j_mean", "f_mean", "jf_mean", "presence")
 
@@ -51,14 +56,23 @@ def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
 
 def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
              dump_masks: Path | None = None, cache_dir: Path | None = None,
-             on_track: Callable[[str, str], None] | None = None) -> dict:
+             on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None) -> dict:
     """Track every object of every sequence with each controller and score it.
 
-    Returns a JSON-ready dict: the model identity, then per controller the per-track scores,
-    per-sequence means and overall means (over tracks), frames per second, and the relative
-    improvement of tracking quality over FIFO when FIFO is among the controllers.
+    Returns a JSON-ready dict: the model identity, the bank layout (`bank`: anchor and recent
+    slots, the columns of `bank_frames`), then per controller the per-track scores,
+    per-sequence means and overall means (over tracks), frames per second, and
+    `overall.gain_over_fifo`, the relative improvement of tracking quality over FIFO (None
+    when FIFO is not among the controllers).
+    Masks are written under `dump_masks/<controller>/` when given; `on_track(sequence,
+    controller)` reports progress and `on_runs(video, controller, runs)` receives the runs of
+    each sequence and controller (only one sequence's runs are held at a time).
     """
-    results: dict = {"model": tracker.identity, "skip_first": skip_first, "controllers": {}}
+    names = [controller.name for controller in controllers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"controller names must be unique, got {', '.join(names)}")
+    results: dict = {"model": tracker.identity, "skip_first": skip_first,
+                     "bank": {"anchors": tracker.settings.max_anchors, "recent": tracker.num_recent}, "controllers": {}}
     for controller in controllers:
         results["controllers"][controller.name] = {"sequences": {}, "tracks": []}
     for video in dataset.sequences:
@@ -77,14 +91,18 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
             entry["tracks"] += rows
             entry["sequences"][video.name] = {key: _mean(rows, key) for key in SUMMARY_KEYS}
             if dump_masks is not None:
-                write_masks(Path(dump_masks) / controller.name, video, runs)
+                write_masks(Path(dump_masks) / safe_name(controller.name), video, runs)
+            if on_runs is not None:
+                on_runs(video, controller.name, runs)
             if on_track is not None:
                 on_track(video.name, controller.name)
     for entry in results["controllers"].values():
         entry["overall"] = {key: _mean(entry["tracks"], key) for key in (*SUMMARY_KEYS, "fps")}
     fifo = results["controllers"].get("fifo")
     for entry in results["controllers"].values():
+        gain = None
         if fifo is not None:
             base = fifo["overall"]["quality"]
-            entry["overall"]["gain_over_fifo"] = (entry["overall"]["quality"] - base) / base if base else float("nan")
+            gain = (entry["overall"]["quality"] - base) / base if base else float("nan")
+        entry["overall"]["gain_over_fifo"] = gain
     return results

@@ -8,11 +8,19 @@ from itertools import groupby
 
 import torch
 
-from sam2rl.controllers import Controller
+from sam2rl.controllers import Controller, make_controller
+from sam2rl.controllers.sam2long import track_video_sam2long
 from sam2rl.datasets import Track, VideoSequence
-from sam2rl.tracker import FeatureCache, Tracker, resize_prompt_mask, to_video_resolution
+from sam2rl.tracker import (
+    FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask, to_video_resolution,
+)
 
-__all__ = ["TrackRun", "track_video"]
+__all__ = ["ControllerError", "PathwaySearch", "TrackRun", "make_eval_controller", "track_video"]
+
+
+class ControllerError(ValueError):
+    """A controller's decision broke the tracker (e.g. an action outside [0, N]); names the
+    controller, the sequence and the frame."""
 
 
 @dataclass
@@ -43,8 +51,14 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
                 features: FeatureCache | None = None) -> list[TrackRun]:
     """Run `controller` on the tracks of `video` (all its objects by default).
 
-    Tracks prompted on the same frame go through the tracker as one batch.
+    Tracks prompted on the same frame go through the tracker as one batch. A controller with its
+    own whole-video search (a `track_video` method, e.g. `PathwaySearch`) runs that instead.
+    A ValueError or IndexError raised while applying the controller's choice or action is
+    re-raised as `ControllerError` naming the controller, the sequence and the frame.
     """
+    search = getattr(controller, "track_video", None)
+    if callable(search):
+        return search(tracker, video, tracks=tracks, features=features)
     tracks = video.tracks() if tracks is None else tracks
     features = tracker.video_features(video) if features is None else features
     device = tracker.device
@@ -64,7 +78,11 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
         timeline, actions = [_bank_frames(bank)], []
         for t in range(start + 1, video.num_frames):
             frame = torch.full_like(frame, t)
-            step = tracker.step(features.gather(frame), bank, frame, total, controller.choose, controller.act)
+            try:
+                step = tracker.step(features.gather(frame), bank, frame, total, controller.choose, controller.act)
+            except (ValueError, IndexError) as error:
+                raise ControllerError(f"controller {controller.name!r} failed on frame {t} of sequence "
+                                      f"{video.name!r}: {error}") from error
             bank = step.bank
             masks.append(to_video_resolution(step.prediction.mask_logits(step.choice), video.height, video.width)[:, 0] > 0)
             scores.append(step.prediction.object_score)
@@ -77,3 +95,41 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
         for i, track in enumerate(group):
             runs.append(TrackRun(track, stacked[0][i], stacked[1][i], stacked[2][i], stacked[3][i], acts[i], seconds))
     return runs
+
+
+class PathwaySearch(Controller):
+    """`sam2long:P`: SAM2Long's memory-tree search with P pathways (`track_video_sam2long`).
+
+    Not a per-step rule: the search keeps P banks per track and picks the best pathway at the
+    end of the video, so it only runs through `track_video` (which calls `track_video` here).
+    Plain `sam2long` is the one-pathway rule (`Sam2LongController`).
+    """
+
+    name = "sam2long:P"
+
+    def __init__(self, num_pathways: int = 3, *, iou_threshold: float = 0.1, uncertainty: float = 2.0) -> None:
+        if num_pathways < 1:
+            raise ValueError(f"sam2long:P needs P >= 1 pathways, got {num_pathways}")
+        self.num_pathways = int(num_pathways)
+        self.iou_threshold = float(iou_threshold)
+        self.uncertainty = float(uncertainty)
+        self.name = f"sam2long:{self.num_pathways}"
+
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} searches whole videos; run it with track_video, not step by step")
+
+    def track_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                    features: FeatureCache | None = None) -> list[TrackRun]:
+        return track_video_sam2long(tracker, video, num_pathways=self.num_pathways, iou_threshold=self.iou_threshold,
+                                    uncertainty=self.uncertainty, tracks=tracks, features=features)
+
+
+def make_eval_controller(name: str, **options: object) -> Controller:
+    """`make_controller` plus `sam2long:P` (SAM2Long's P-pathway search, `PathwaySearch`)."""
+    if name.startswith("sam2long:"):
+        count = name.removeprefix("sam2long:")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"controller {name!r}: P in sam2long:P must be a positive integer "
+                             "(e.g. sam2long:3 for SAM2Long's three-pathway search)")
+        return PathwaySearch(int(count))
+    return make_controller(name, **options)

@@ -20,7 +20,7 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
 from sam2rl.pretrain.losses import LossWeights
 from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
-from sam2rl.atomic import write_atomically
+from sam2rl.atomic import write_text
 from sam2rl.recipe import save_recipe
 from sam2rl.synth import write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
@@ -154,7 +154,7 @@ def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, histor
 {curve}
 """
     path = weights.with_suffix(".md")
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    write_text(path, text)
     return path
 
 
