@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-# Until the trained nano tracker lands (issue 6), the default job is SAM 2's FIFO rule
-# evaluated on the bundled synthetic sample with random nano weights: plumbing, not quality.
+# Until the finished nano tracker and the default training job land, the default job scores
+# SAM 2's FIFO rule and the baseline controllers on the bundled synthetic sample with the
+# work-in-progress nano weights (data/nano-wip.md).
 run: install
-	$(VENV)/bin/sam2rl eval --data data/sample --model nano --random-weights \
-		--controllers fifo --json runs/default/scores.json --dump-masks runs/default/masks
+	$(VENV)/bin/sam2rl eval --data data/sample --model nano --checkpoint data/nano-wip.pt \
+		--controllers fifo,samurai,dam4sam,sam2long,oracle --json runs/default/scores.json \
+		--csv runs/default/scores.csv --plots runs/default/plots --dump-masks runs/default/masks
 
 test: install
 	$(PY) -m pytest -q
