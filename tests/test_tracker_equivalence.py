@@ -56,13 +56,20 @@ def track_reference(predictor, clip: Path) -> dict[int, torch.Tensor]:
     return {t: masks[0, 0].clone() for t, _, masks in predictor.propagate_in_video(state)}
 
 
-@pytest.mark.parametrize("name,size", [("sam2.1_hiera_t", 256), ("nano", 128)])
+TRAINED_NANO = Path(__file__).resolve().parents[1] / "data" / "nano-wip.pt"
+
+
+@pytest.mark.parametrize("name,size,weights", [("sam2.1_hiera_t", 256, None), ("nano", 128, None),
+                                               ("nano", 128, TRAINED_NANO)])
 @torch.inference_mode()
-def test_fifo_core_reproduces_sam2_video_predictor(name: str, size: int, blackswan_clip: Path, tmp_path: Path) -> None:
+def test_fifo_core_reproduces_sam2_video_predictor(name: str, size: int, weights: Path | None, blackswan_clip: Path,
+                                                   tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, _ = build_sam2_model(ModelSpec(name, image_size=size, random_weights=True))
-        checkpoint = save_official_checkpoint(model, tmp_path / "random.pt")
+        if weights is None:  # random weights, saved in the official format
+            model, _ = build_sam2_model(ModelSpec(name, image_size=size, random_weights=True))
+            weights = save_official_checkpoint(model, tmp_path / "random.pt")
+        checkpoint = weights
         spec = ModelSpec(name, checkpoint=str(checkpoint), image_size=size)
         reference = track_reference(reference_predictor(spec, checkpoint), blackswan_clip)
     ours = track_fifo(Tracker.from_spec(spec), blackswan_clip)
