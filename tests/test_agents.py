@@ -15,20 +15,26 @@ from sam2rl.cli import main as sam2rl
 from sam2rl.datasets import VideoDataset
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
 from sam2rl.lightning_cli import main as lightning
-from sam2rl.rewards import CompositeReward, register_reward
+from sam2rl.rewards import REWARDS, CompositeReward, register_reward
 from sam2rl.tracker import ModelSpec, Tracker
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
 
 
-@register_reward("imitate_fifo")
 def imitate_fifo(td):
     """Toy task with a known answer: 1 for SAM 2's FIFO action (evict the oldest), else 0."""
     return (td["action"] == td["fifo_action"]).float()
 
 
-def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path) -> None:
+@pytest.fixture
+def toy_reward():
+    register_reward("imitate_fifo")(imitate_fifo)
+    yield
+    del REWARDS["imitate_fifo"]  # other tests see only the built-ins
+
+
+def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward: None) -> None:
     torch.manual_seed(0)
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     videos = VideoDataset(SAMPLE).sequences
