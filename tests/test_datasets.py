@@ -395,7 +395,7 @@ def test_annotation_without_frame(tiny: Path) -> None:
 def test_unknown_sequence_in_split(tiny: Path) -> None:
     split = tiny / "train.txt"
     split.write_text("aa\nghost\n")
-    with _raises(rf"split file .*train\.txt names sequence 'ghost'"):
+    with _raises(r"split file .*train\.txt names sequence 'ghost'"):
         VideoDataset(tiny, split=split)
     with _raises(r"split list names sequence 'ghost'"):
         VideoDataset(tiny, split=["ghost"])

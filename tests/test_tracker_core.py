@@ -10,7 +10,7 @@ import torch
 
 from sam2rl.datasets import VideoDataset
 from sam2rl.tracker import CheckpointError, FeatureCache, Memories, MemoryBank, ModelSpec, Tracker, build_sam2_model
-from sam2rl.tracker import resize_prompt_mask, save_official_checkpoint
+from sam2rl.tracker import resize_prompt_mask
 from sam2rl.tracker.checkpoint import file_sha256
 
 

@@ -111,7 +111,7 @@ def _keep_decoder_tokens(decoder: torch.nn.Module) -> None:
 
 
 class Tracker:
-    """A frozen SAM 2 model that tracks B objects at once over explicit memory banks."""
+    """A SAM 2 model that tracks B objects at once over explicit, caller-owned memory banks."""
 
     def __init__(self, model: SAM2Base, settings: TrackerSettings = TrackerSettings(),
                  spec: ModelSpec | None = None, weights_digest: str = "unknown"):
