@@ -162,8 +162,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
 
 def _score(tracker: Tracker, video: VideoSequence, track: Track, controller, features: FeatureCache, skip_first: int) -> dict:
     run = track_video(tracker, video, controller, tracks=[track], features=features)[0]
-    gt = torch.stack([torch.from_numpy(m) if (m := video.object_mask(t, track.object_id)) is not None
-                      else torch.zeros(video.height, video.width, dtype=torch.bool) for t in run.frames])
+    gt, _ = video.object_masks(track.object_id, run.frames)
     scores = score_track(run.masks, gt, skip_first=skip_first).to_dict()
     return {"quality": scores["quality"], "jf": scores["jf_mean"], "per_frame_iou": scores["iou"],
             "bank_frames": run.bank_frames.tolist(), "actions": run.actions.tolist()}

@@ -124,12 +124,7 @@ def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: i
     Thresholds: `iou_threshold` 0.1 (`iou_thre`), `uncertainty` 2 (object-score logit magnitude
     below which the selection prefers diverse branches), `num_pathways` 3 (`num_pathway`).
 
-    Source: Ding et al., "SAM2Long: Enhancing SAM 2 for Long Video Segmentation with a
-    Training-Free Memory Tree" (arXiv 2410.16268), github.com/Mark12Ding/SAM2Long:
-    `sam2/sam2_video_predictor.py` (`_run_single_frame_inference`: pathways, cumulative scores,
-    uncertainty handling), `sam2/modeling/sam2_base.py` (`_prepare_memory_conditioned_features`:
-    memory selection with `iou_thre`; `track_step`), `tools/video_inference.py` (published
-    defaults `num_pathway=3`, `iou_thre=0.1`, `uncertainty=2`).
+    Source: as `Sam2LongController` above.
     """
     from sam2rl.evaluation.tracking import TrackRun
 

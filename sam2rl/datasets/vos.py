@@ -258,6 +258,17 @@ class VideoSequence:
             return None
         return ids == object_id
 
+    def object_masks(self, object_id: int, frames: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ground truth of one object over `frames` (all by default): bool ``[T, H, W]`` masks,
+        empty where a frame has no annotation, and bool ``[T]`` saying which frames have one."""
+        frames = range(self.num_frames) if frames is None else frames
+        masks, annotated = [], []
+        for t in frames:
+            mask = self.object_mask(t, object_id)
+            annotated.append(mask is not None)
+            masks.append(torch.zeros(self.height, self.width, dtype=torch.bool) if mask is None else torch.from_numpy(mask))
+        return torch.stack(masks), torch.tensor(annotated)
+
     def _scan_objects(self) -> None:
         """Decode every annotation once to find which objects exist and where they start."""
         first_seen: dict[int, int] = {}

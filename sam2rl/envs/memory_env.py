@@ -39,11 +39,8 @@ class _Track:
         self.track = track
         self.offset = offset
         self.num_frames = video.num_frames
-        masks = []
-        for t in range(video.num_frames):
-            mask = video.object_mask(t, track.object_id)
-            masks.append(torch.zeros(video.height, video.width, dtype=torch.bool) if mask is None else torch.from_numpy(mask))
-        self.gt = resize_prompt_mask(torch.stack(masks), image_size)[:, 0].bool()  # [T, S, S]
+        masks, _ = video.object_masks(track.object_id)
+        self.gt = resize_prompt_mask(masks, image_size)[:, 0].bool()  # [T, S, S]
 
 
 class SAM2MemoryEnv(EnvBase):
@@ -93,6 +90,11 @@ class SAM2MemoryEnv(EnvBase):
         self.tracks = [_Track(t, by_name[t.sequence][0], by_name[t.sequence][1], tracker.image_size) for t in chosen]
         if episode.window is not None and episode.window < 3:
             raise ValueError(f"episode.window must be at least 3 frames (prompt, one decision, one reward), got {episode.window}")
+        # per-track lookups as tensors, so a step indexes instead of looping over episodes
+        self._feature_offset = torch.tensor([t.offset for t in self.tracks], device=self.device)
+        self._track_length = torch.tensor([t.num_frames for t in self.tracks], device=self.device)
+        self._gt_all = torch.cat([t.gt for t in self.tracks]).to(self.device)  # [sum T, S, S]
+        self._gt_offset = torch.cumsum(self._track_length, 0) - self._track_length
         self._references: dict[tuple[int, int], torch.Tensor] = {}
         self.rng = torch.Generator().manual_seed(seed)
         self._build_specs()
@@ -155,11 +157,11 @@ class SAM2MemoryEnv(EnvBase):
         return track, torch.tensor(starts), torch.tensor(ends)
 
     def _index(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-        offsets = torch.tensor([self.tracks[i].offset for i in self._track[rows].tolist()], device=self.device)
-        return offsets + frame
+        """Where frame `frame` of each episode in `rows` sits in the shared feature cache."""
+        return self._feature_offset[self._track[rows]] + frame
 
     def _gt(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.tracks[i].gt[t] for i, t in zip(self._track[rows].tolist(), frame.tolist())]).to(self.device)
+        return self._gt_all[self._gt_offset[self._track[rows]] + frame]
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         batch = self.batch_size[0]
@@ -187,7 +189,7 @@ class SAM2MemoryEnv(EnvBase):
         """Predict the next frame of `rows` and put its memory on the table."""
         frame = self._frame[rows] + 1
         features = self.features.gather(self._index(rows, frame))
-        total = torch.tensor([self.tracks[i].num_frames for i in self._track[rows].tolist()], device=self.device)
+        total = self._track_length[self._track[rows]]
         bank = self._bank[rows]
         prediction = self.tracker.predict(features, bank, frame, total)
         candidate = self.tracker.remember(features, prediction, prediction.sam_choice, frame)
@@ -227,13 +229,13 @@ class SAM2MemoryEnv(EnvBase):
             "pred_mask": logits > 0, "pred_logits": logits, "gt_mask": gt,
             "object_score": prediction.object_score, "predicted_iou": self._candidate.iou,
             "action": action, "fifo_action": fifo_action, "overwrote": overwrote, "frame": frame,
-            "num_frames": torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device),
+            "num_frames": self._track_length[self._track],
         }, batch_size=self.batch_size)
         if "reference_iou" in self.reward.needs or self.episode.track_reference:
             reward_input["reference_iou"] = self._reference_iou(frame)
         reward, _ = self.reward(reward_input)
         done = (frame >= self._end - 1)[:, None]
-        at_video_end = torch.tensor([self.tracks[i].num_frames for i in self._track.tolist()], device=self.device) - 1
+        at_video_end = self._track_length[self._track] - 1
         out = self._observe(iou=iou, fifo_iou=reward_input.get("reference_iou", None))
         out.update({"reward": reward[:, None].float(), "done": done,
                     "terminated": done & (frame == at_video_end)[:, None],

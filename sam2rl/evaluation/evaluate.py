@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from sam2rl.controllers import Controller
@@ -24,15 +23,6 @@ RunsCallback = Callable[[VideoSequence, str, list[TrackRun]], None]
 controller, handed over before they are dropped (overlay videos, custom dumps)."""
 
 SUMMARY_KEYS = ("quality", "j_mean", "f_mean", "jf_mean", "presence")
-
-
-def _ground_truth(video: VideoSequence, run: TrackRun) -> tuple[torch.Tensor, torch.Tensor]:
-    masks, annotated = [], []
-    for t in run.frames:
-        mask = video.object_mask(t, run.track.object_id)
-        annotated.append(mask is not None)
-        masks.append(torch.zeros(video.height, video.width, dtype=torch.bool) if mask is None else torch.from_numpy(mask))
-    return torch.stack(masks), torch.tensor(annotated)
 
 
 def _mean(rows: Sequence[dict], key: str) -> float:
@@ -83,7 +73,7 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
             entry = results["controllers"][controller.name]
             rows = []
             for run in runs:
-                gt, annotated = _ground_truth(video, run)
+                gt, annotated = video.object_masks(run.track.object_id, run.frames)
                 scores = score_track(run.masks, gt, skip_first=skip_first, annotated=annotated).to_dict()
                 rows.append({"sequence": video.name, "object_id": run.track.object_id,
                              "prompt_frame": run.track.prompt_frame, "fps": 1.0 / max(run.seconds / max(len(run.frames) - 1, 1), 1e-9),

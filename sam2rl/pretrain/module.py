@@ -41,9 +41,7 @@ class TrackerPretraining(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         frames, masks = batch  # [B, L, 3, S, S], [B, L, S, S]
         batch_size, length = masks.shape[:2]
-        out = self.model.forward_image(frames.flatten(0, 1))
-        levels = out["backbone_fpn"][-self.model.num_feature_levels:]
-        features = FeatureCache(levels, out["vision_pos_enc"][-1][0])
+        features = FeatureCache.from_backbone(self.model, self.model.forward_image(frames.flatten(0, 1)))
         first = torch.arange(batch_size, device=frames.device) * length
         zeros = torch.zeros(batch_size, dtype=torch.long, device=frames.device)
         _, bank = self.tracker.start(features.gather(first), masks[:, :1].float(), zeros)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Literal, NamedTuple
 
@@ -132,9 +133,9 @@ class Tracker:
         model, checkpoint = build_sam2_model(spec, device)
         return cls(model, settings, spec, checkpoint_digest(checkpoint, spec.seed))
 
-    @property
+    @cached_property
     def identity(self) -> dict[str, str]:
-        """What makes two trackers give the same outputs: config, weights, input size."""
+        """What makes two trackers give the same outputs: config, weights, input size (computed once)."""
         config = OmegaConf.to_yaml(model_config(self.spec)) if self.spec is not None else "unknown"
         return {
             "model": self.spec.name if self.spec is not None else type(self.model).__name__,

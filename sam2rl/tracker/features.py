@@ -83,16 +83,20 @@ class FeatureCache:
         total = len(frames) if num_frames is None else num_frames
         device = model.device
         levels: list[list[torch.Tensor]] = []
-        pos_top = None
+        pos_top = torch.empty(0)
         for start in range(0, total, chunk):
             batch = torch.stack([get(t) for t in range(start, min(start + chunk, total))]).to(device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                out = model.forward_image(batch.float())
-            feats = out["backbone_fpn"][-model.num_feature_levels:]
-            levels.append([f.to(dtype) for f in feats])
-            pos_top = out["vision_pos_enc"][-1][0].float()
+                part = cls.from_backbone(model, model.forward_image(batch.float()))
+            levels.append([f.to(dtype) for f in part.levels])
+            pos_top = part.pos_top.float()
         stacked = [torch.cat([chunk_levels[i] for chunk_levels in levels]) for i in range(len(levels[0]))]
         return cls(stacked, pos_top)
+
+    @classmethod
+    def from_backbone(cls, model: SAM2Base, backbone_out: dict) -> FeatureCache:
+        """The levels the tracker reads from `SAM2Base.forward_image` output (keeps autograd)."""
+        return cls(backbone_out["backbone_fpn"][-model.num_feature_levels:], backbone_out["vision_pos_enc"][-1][0])
 
     def gather(self, index: torch.Tensor) -> FrameFeatures:
         """Features of frame index[b] for each track b (index into this cache's frames)."""
