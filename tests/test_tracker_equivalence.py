@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
-from sam2.build_sam import build_sam2_video_predictor
+from sam2.build_sam import build_sam2_video_predictor as sam2_builder
 
 from sam2rl.datasets import VideoDataset
 from sam2rl.tracker import MODELS, ModelSpec, Tracker, TrackerSettings, resize_prompt_mask, save_official_checkpoint
-from sam2rl.tracker import build_sam2_model, to_video_resolution
-from sam2rl.tracker.models import model_config
+from sam2rl.tracker import build_sam2_model, build_sam2_video_predictor, to_video_resolution
 
 
 def reference_predictor(spec: ModelSpec, checkpoint: Path):
@@ -23,14 +21,11 @@ def reference_predictor(spec: ModelSpec, checkpoint: Path):
         config = "configs/" + str(MODELS[spec.name].config).split("/configs/", 1)[1]
         feat = [size // 16, size // 16]
         layer = "++model.memory_attention.layer"
-        return build_sam2_video_predictor(config, str(checkpoint), device="cpu", hydra_overrides_extra=[
+        return sam2_builder(config, str(checkpoint), device="cpu", hydra_overrides_extra=[
             f"++model.image_size={size}", f"{layer}.self_attention.feat_sizes={feat}",
             f"{layer}.cross_attention.feat_sizes={feat}",
         ])
-    cfg = model_config(spec, target="sam2.sam2_video_predictor.SAM2VideoPredictor")
-    predictor = instantiate(cfg.model, _recursive_=True)
-    predictor.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
-    return predictor.eval()
+    return build_sam2_video_predictor(ModelSpec(spec.name, checkpoint=checkpoint, image_size=size))
 
 
 def track_fifo(tracker: Tracker, clip: Path) -> dict[int, torch.Tensor]:

@@ -42,7 +42,7 @@ class ModelSection:
     random_weights: bool = False
     image_size: int | None = None
     device: str = "cpu"
-    bf16: bool = False  # autocast on CUDA
+    bf16: bool = False  # bfloat16 autocast (CUDA, or a CPU with bfloat16 units)
 
 
 @dataclass

@@ -1,149 +1,143 @@
-"""`sam2rl bench`: time the tracker's parts on random frames (speed does not depend on weights)."""
+"""`sam2rl bench`: transitions per second of the plain SAM 2 loop vs `SAM2MemoryEnv`, on the same
+video and weights (speed does not depend on the weights, so they are random).
+
+    sam2rl bench --model sam2.1_hiera_t --image-size 256 --batch 16 --frames 24 [--json OUT]
+    sam2rl bench --batch 1 4 16 64 --frames 50 400 --plot sweep.png      # sweep over B and T
+    sam2rl bench --parts --batch 1 8                                     # encoder / step timings
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-import warnings
+import tempfile
 from pathlib import Path
 
-import tempfile
-
 import torch
+from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from tensordict import TensorDict
+from sam2rl.atomic import write_json
+from sam2rl.benchmark.measure import BenchSetup, measure_env, measure_naive, measure_parts, synthetic_video
+from sam2rl.evaluation.plots import save_figure
 
-from sam2rl.datasets import VideoDataset
-from sam2rl.envs import SAM2MemoryEnv
-from sam2rl.rewards import CompositeReward
-from sam2rl.synth import write_dataset
-from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
-
-__all__ = ["main", "measure", "measure_env"]
+__all__ = ["compare", "main", "sweep_figure"]
 
 
-def _timed(fn, repeats: int, sync: bool) -> float:
-    """Median seconds of `fn` over `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if sync:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if sync:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int = 20) -> list[dict]:
+    """One record per (video length, B): naive and ours on the same video and weights."""
+    tracker = setup.tracker()
+    records = []
+    for length in frames:
+        with tempfile.TemporaryDirectory(prefix="sam2rl-bench-") as folder:
+            video = synthetic_video(folder, length, setup.image_size)
+            naive = measure_naive(setup, video)
+            for batch in batches:
+                ours = measure_env(setup, video, batch, steps, tracker)
+                records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
+                                "bf16": setup.bf16, "threads": setup.threads, "naive": naive, "ours": ours,
+                                "ratio": ours["transitions_per_s"] / naive["transitions_per_s"]})
+    return records
 
 
-@torch.inference_mode()
-def measure(model: str, image_size: int, batches: list[int], device: str = "cpu", bf16: bool = False,
-            repeats: int = 5) -> dict:
-    """ms per frame of the image encoder (one frame per call, as SAM2VideoPredictor runs it) and
-    ms per call of one batched tracking step (memory attention + heads + memory encoder) with
-    full banks (prompt anchor + 6 recent memories + 15 pointers), for each batch size."""
-    settings = TrackerSettings(autocast=bf16 and device.startswith("cuda"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tracker = Tracker.from_spec(ModelSpec(model, image_size=image_size, random_weights=True), device, settings)
-    sync = device.startswith("cuda")
-    frames = torch.randn(24, 3, image_size, image_size, device=device)
-    encoder_s = _timed(lambda: tracker.encode_frames(frames[:1], chunk=1), repeats, sync)
-    cache = tracker.encode_frames(frames)
-    result = {"model": model, "image_size": image_size, "device": device, "bf16": settings.autocast,
-              "threads": torch.get_num_threads(), "encoder_ms_per_frame": 1e3 * encoder_s,
-              "feature_bytes_per_frame": cache.bytes_per_frame, "step": []}
+def sweep_figure(records: list[dict]) -> Figure:
+    """Transitions/s against B (one line per video length) and against video length (one line
+    per B), with the plain SAM 2 loop dashed."""
+    fig = Figure(figsize=(10, 4), dpi=100)
+    by_batch, by_length = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    lengths = sorted({r["ours"]["frames"] for r in records})
+    batches = sorted({r["ours"]["batch"] for r in records})
+    for length in lengths:
+        rows = sorted((r for r in records if r["ours"]["frames"] == length), key=lambda r: r["ours"]["batch"])
+        line, = by_batch.plot([r["ours"]["batch"] for r in rows], [r["ours"]["transitions_per_s"] for r in rows],
+                              marker="o", label=f"ours, T={length}")
+        by_batch.axhline(rows[0]["naive"]["transitions_per_s"], ls="--", color=line.get_color(),
+                         label=f"SAM2VideoPredictor, T={length}")
     for batch in batches:
-        zeros = torch.zeros(batch, dtype=torch.long, device=device)
-        total = zeros + frames.shape[0]
-        prompt = torch.zeros(batch, 1, image_size, image_size, device=device)
-        prompt[..., image_size // 4: image_size // 2, image_size // 4: image_size // 2] = 1
-        _, bank = tracker.start(cache.gather(zeros), prompt, zeros)
-        for t in range(1, 17):  # fill the bank and the pointer history
-            bank = tracker.step(cache.gather(zeros + t), bank, zeros + t, total).bank
-        frame = zeros + 17
-        features = cache.gather(frame)
-        step_s = _timed(lambda: tracker.step(features, bank, frame, total), repeats, sync)
-        result["step"].append({"batch": batch, "ms_per_step": 1e3 * step_s, "ms_per_transition": 1e3 * step_s / batch})
-    return result
+        rows = sorted((r for r in records if r["ours"]["batch"] == batch), key=lambda r: r["ours"]["frames"])
+        by_length.plot([r["ours"]["frames"] for r in rows], [r["ours"]["transitions_per_s"] for r in rows],
+                       marker="o", label=f"ours, B={batch}")
+    naive = sorted(records, key=lambda r: r["ours"]["frames"])
+    by_length.plot([r["ours"]["frames"] for r in naive], [r["naive"]["transitions_per_s"] for r in naive], "k--",
+                   label="SAM2VideoPredictor")
+    for ax, label in ((by_batch, "parallel episodes B"), (by_length, "video length T (frames)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("transitions / s")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    first = records[0]
+    fig.suptitle(f"{first['model']} {first['image_size']} px, random weights, {first['device']}"
+                 f"{' bf16' if first['bf16'] else ''}, {first['threads']} threads")
+    fig.tight_layout()
+    return fig
 
 
-@torch.inference_mode()
-def measure_env(model: str, image_size: int, batches: list[int], frames: int, device: str = "cpu",
-                bf16: bool = False, steps: int = 20) -> dict:
-    """Environment transitions per second with the FIFO policy, B episodes on one synthetic video
-    of `frames` frames; the feature-cache build (image encoder, once per video) is timed apart."""
-    settings = TrackerSettings(autocast=bf16 and device.startswith("cuda"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tracker = Tracker.from_spec(ModelSpec(model, image_size=image_size, random_weights=True), device, settings)
-    with tempfile.TemporaryDirectory() as folder:
-        write_dataset(folder, 1, seed=0, num_frames=frames, size=image_size)
-        video = VideoDataset(folder).sequences[0]
-        track = [t for t in video.tracks() if t.object_id == 1]
-        began = time.perf_counter()
-        features = tracker.video_features(video)
-        cache_s = time.perf_counter() - began
-        result = {"model": model, "image_size": image_size, "frames": frames, "device": device,
-                  "threads": torch.get_num_threads(), "cache_build_s": cache_s, "env": []}
-        for batch in batches:
-            env = SAM2MemoryEnv(tracker, [video], batch, CompositeReward(["iou"]), tracks=track, features=[features])
-            env.reset()
-            for _ in range(3):  # warm-up
-                env.step(TensorDict({"action": env.fifo_action()}, batch_size=[batch]))
-            began = time.perf_counter()
-            done = 0
-            for _ in range(steps):
-                out = env.step(TensorDict({"action": env.fifo_action()}, batch_size=[batch]))
-                done += batch
-                finished = out["next", "done"]
-                if bool(finished.any()):
-                    env.reset(TensorDict({"_reset": finished}, batch_size=[batch]))
-            seconds = time.perf_counter() - began
-            result["env"].append({"batch": batch, "transitions_per_s": done / seconds})
-    return result
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sam2rl bench", description=__doc__)
-    parser.add_argument("--model", default="sam2.1_hiera_t")
-    parser.add_argument("--image-size", type=int, nargs="+", default=[256])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--env", action="store_true", help="measure environment transitions/s instead")
-    parser.add_argument("--frames", type=int, default=24, help="video length for --env")
-    args = parser.parse_args(argv)
-    if args.env:
-        results = [measure_env(args.model, size, args.batch, args.frames, args.device, args.dtype == "bf16")
-                   for size in args.image_size]
-        table = Table(title=f"sam2rl bench --env — {args.model}, random weights, {args.device}, {torch.get_num_threads()} threads")
-        for column in ("size", "frames", "cache build s", "B", "transitions/s"):
-            table.add_column(column, justify="right")
-        for r in results:
-            for e in r["env"]:
-                table.add_row(str(r["image_size"]), str(r["frames"]), f"{r['cache_build_s']:.1f}", str(e["batch"]),
-                              f"{e['transitions_per_s']:.1f}")
-        Console().print(table)
-        if args.json is not None:
-            args.json.write_text(json.dumps(results, indent=1))
-        return 0
-    results = [measure(args.model, size, args.batch, args.device, args.dtype == "bf16", args.repeats)
-               for size in args.image_size]
-    table = Table(title=f"sam2rl bench — {args.model}, random weights, {args.device}, {torch.get_num_threads()} threads")
+def _compare_table(records: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("size", "T", "B", "naive t/s", "ours t/s", "ratio", "cache build s", "cache KiB/frame",
+                   "naive peak RSS MiB" if records[0]["device"] == "cpu" else "naive peak MiB", "ours peak MiB", "GFLOP/transition", "TFLOP/s"):
+        table.add_column(column, justify="right")
+    for r in records:
+        n, o = r["naive"], r["ours"]
+        table.add_row(str(r["image_size"]), str(o["frames"]), str(o["batch"]), f"{n['transitions_per_s']:.1f}",
+                      f"{o['transitions_per_s']:.1f}", f"{r['ratio']:.1f}x", f"{o['cache_build_s']:.1f}",
+                      f"{o['cache_bytes_per_frame'] / 1024:.0f}", _mib(n["peak_memory_bytes"]),
+                      _mib(o["peak_memory_bytes"]), f"{o['flops_per_transition'] / 1e9:.2f}",
+                      f"{o['achieved_tflops']:.3f}")
+    return table
+
+
+def _parts_table(results: list[dict], title: str) -> Table:
+    table = Table(title=title)
     for column in ("size", "encoder ms/frame", "feature KiB/frame", "B", "step ms", "ms/transition"):
         table.add_column(column, justify="right")
     for r in results:
         for s in r["step"]:
-            table.add_row(str(r["image_size"]), f"{r['encoder_ms_per_frame']:.1f}", f"{r['feature_bytes_per_frame'] / 1024:.0f}",
-                          str(s["batch"]), f"{s['ms_per_step']:.1f}", f"{s['ms_per_transition']:.1f}")
-    Console().print(table)
+            table.add_row(str(r["image_size"]), f"{r['encoder_ms_per_frame']:.1f}",
+                          f"{r['feature_bytes_per_frame'] / 1024:.0f}", str(s["batch"]), f"{s['ms_per_step']:.1f}",
+                          f"{s['ms_per_transition']:.1f}")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sam2rl bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="sam2.1_hiera_t", help="short name (e.g. sam2.1_hiera_l, nano)")
+    parser.add_argument("--image-size", type=int, nargs="+", default=[256])
+    parser.add_argument("--batch", type=int, nargs="+", default=[16], help="parallel episodes B")
+    parser.add_argument("--frames", type=int, nargs="+", default=[24], help="video length T")
+    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per measurement")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--json", type=Path, help="write all figures as JSON")
+    parser.add_argument("--plot", type=Path, help="write a PNG of transitions/s against B and T (first size)")
+    parser.add_argument("--parts", action="store_true", help="time the image encoder and one tracking step instead")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing with --parts")
+    args = parser.parse_args(argv)
+    if min(args.batch) < 1 or min(args.frames) < 2:
+        parser.error(f"--batch must be >= 1 and --frames >= 2, got {args.batch} and {args.frames}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    console = Console(width=max(Console().width, 150))
+    setups = [BenchSetup(args.model, size, args.device, args.dtype == "bf16") for size in args.image_size]
+    where = f"{args.model}, random weights, {args.device} {args.dtype}, {torch.get_num_threads()} threads"
+    if args.parts:
+        results = [{"model": s.model, "image_size": s.image_size, "device": s.device, "bf16": s.bf16,
+                    "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
+        console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))
+    else:
+        results = [r for s in setups for r in compare(s, args.batch, args.frames, args.steps)]
+        console.print(_compare_table(results, f"sam2rl bench — SAM2VideoPredictor (naive) vs SAM2MemoryEnv (ours), {where}"))
+        if args.plot is not None:
+            first = [r for r in results if r["image_size"] == args.image_size[0]]
+            console.print(f"plot: {save_figure(sweep_figure(first), args.plot)}")
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1))
+        console.print(f"json: {write_json(args.json, results)}")
     return 0

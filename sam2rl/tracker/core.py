@@ -49,7 +49,7 @@ class TrackerSettings:
     feature_dtype: torch.dtype = torch.float32
     """Cached image features; bfloat16/float16 halve the cache."""
     autocast: bool = False
-    """bfloat16 autocast for the network calls (CUDA only)."""
+    """bfloat16 autocast for the network calls (CUDA, or CPUs with bfloat16 matmul units)."""
 
 
 @tensorclass
@@ -186,7 +186,7 @@ class Tracker:
 
     @contextmanager
     def _autocast(self) -> Iterator[None]:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.settings.autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.autocast):
             yield
 
     # -- prompt frame --------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class FeatureCache:
         pos_top = torch.empty(0)
         for start in range(0, total, chunk):
             batch = torch.stack([get(t) for t in range(start, min(start + chunk, total))]).to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 part = cls.from_backbone(model, model.forward_image(batch.float()))
             levels.append([f.to(dtype) for f in part.levels])
             pos_top = part.pos_top.float()

@@ -12,10 +12,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from sam2.modeling.sam2_base import SAM2Base
+from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from sam2rl.tracker.checkpoint import CheckpointError, file_sha256, load_into
 
-__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "checkpoint_search_dirs", "model_config"]
+__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "build_sam2_video_predictor", "checkpoint_search_dirs", "model_config"]
 
 _SAM2_CONFIGS = resources.files("sam2") / "configs"
 _OWN_CONFIGS = resources.files("sam2rl") / "configs"
@@ -155,14 +156,24 @@ def model_config(spec: ModelSpec, target: str = "sam2.modeling.sam2_base.SAM2Bas
 
 def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tuple[SAM2Base, Path | None]:
     """Instantiate sam2's `SAM2Base` from its config; returns it (eval mode) and its checkpoint file."""
-    config = model_config(spec)
+    return _instantiate(spec, "sam2.modeling.sam2_base.SAM2Base", device)
+
+
+def build_sam2_video_predictor(spec: ModelSpec, device: str | torch.device = "cpu") -> SAM2VideoPredictor:
+    """sam2's own `SAM2VideoPredictor` with exactly the config and weights `build_sam2_model` gives:
+    the plain SAM 2 loop our tracker is compared with (equivalence and speed)."""
+    return _instantiate(spec, "sam2.sam2_video_predictor.SAM2VideoPredictor", device)[0]
+
+
+def _instantiate(spec: ModelSpec, target: str, device: str | torch.device) -> tuple[SAM2Base, Path | None]:
+    config = model_config(spec, target)
     checkpoint = spec.resolve_checkpoint()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = instantiate(config.model, _recursive_=True)
     if checkpoint is None:
         warnings.warn(f"model {spec.name}: random weights (no checkpoint); masks will be meaningless",
-                      stacklevel=2)
+                      stacklevel=3)
     else:
         load_into(model, checkpoint, str(spec.config_path()), spec.sha256)
     return model.to(device).eval(), checkpoint

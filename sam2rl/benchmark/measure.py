@@ -1,0 +1,227 @@
+"""The measurements behind `sam2rl bench`: the plain SAM 2 loop, our environment, the tracker's parts.
+
+Speed does not depend on the weights, so every measurement uses seeded random weights and a
+synthetic video written by `sam2rl.synth` (the same video and weights for every contender).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import resource
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from sam2rl.datasets import VideoDataset, VideoSequence
+from sam2rl.envs import SAM2MemoryEnv
+from sam2rl.rewards import CompositeReward
+from sam2rl.synth import write_dataset
+from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, build_sam2_video_predictor
+
+__all__ = ["BenchSetup", "PeakMemory", "count_flops", "measure_env", "measure_naive", "measure_parts", "synthetic_video"]
+
+
+@dataclass(frozen=True)
+class BenchSetup:
+    """One model on one device; every contender in a run shares it."""
+
+    model: str = "sam2.1_hiera_t"
+    image_size: int = 256
+    device: str = "cpu"
+    bf16: bool = False
+    threads: int = field(default_factory=torch.get_num_threads)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.model, image_size=self.image_size, random_weights=True)
+
+    def tracker(self) -> Tracker:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Tracker.from_spec(self.spec, self.device, TrackerSettings(autocast=self.bf16))
+
+    @contextmanager
+    def autocast(self) -> Iterator[None]:
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16):
+            yield
+
+    def synchronize(self) -> None:
+        if torch.device(self.device).type == "cuda":
+            torch.cuda.synchronize()
+
+
+class PeakMemory:
+    """Peak memory over a block: CUDA's allocator peak on GPU, resident set size (sampled every
+    5 ms from /proc) on CPU, where `ru_maxrss` would only give the whole process's peak."""
+
+    def __init__(self, device: str):
+        self.cuda = torch.device(device).type == "cuda"
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int:
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:  # not Linux: the process-wide peak is the best available
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def __enter__(self) -> PeakMemory:
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.peak_bytes = self._rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+
+def _sdpa_cpu_flops(query, key, value, *args, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+# torch's counter knows the CUDA attention kernels; the CPU one would count as zero.
+_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call (matmuls, convolutions, attention)."""
+    with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def synthetic_video(folder: str | Path, frames: int, size: int) -> VideoSequence:
+    """One medium synthetic video (seed 0) of `frames` frames at `size` px, in DAVIS layout."""
+    write_dataset(folder, 1, seed=0, num_frames=frames, size=size)
+    return VideoDataset(folder).sequences[0]
+
+
+@torch.inference_mode()
+def measure_naive(setup: BenchSetup, video: VideoSequence) -> dict:
+    """The loop a SAM 2 user writes: `SAM2VideoPredictor.init_state` on the frame folder, a mask
+    prompt on frame 0, `propagate_in_video` (image encoder per frame, one episode at a time).
+    Frame loading (`init_state`) is timed apart; one short warm-up episode runs first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictor = build_sam2_video_predictor(setup.spec, setup.device)
+    mask = torch.from_numpy(video.object_mask(0, 1))
+    # sam2's predictor draws tqdm progress bars on stderr for every call; they would bury the table.
+    with setup.autocast(), contextlib.redirect_stderr(io.StringIO()):
+        began = time.perf_counter()
+        state = predictor.init_state(str(video.frame_paths[0].parent))
+        load_s = time.perf_counter() - began
+        predictor.add_new_mask(state, 0, 1, mask)
+        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=3):
+            pass
+        predictor.reset_state(state)
+        with PeakMemory(setup.device) as memory:
+            setup.synchronize()
+            began = time.perf_counter()
+            predictor.add_new_mask(state, 0, 1, mask)
+            for _ in predictor.propagate_in_video(state):
+                pass
+            setup.synchronize()
+            seconds = time.perf_counter() - began
+    transitions = video.num_frames - 1
+    return {"transitions_per_s": transitions / seconds, "frame_load_s": load_s,
+            "peak_memory_bytes": memory.peak_bytes}
+
+
+@torch.inference_mode()
+def measure_env(setup: BenchSetup, video: VideoSequence, batch: int, steps: int = 20,
+                tracker: Tracker | None = None) -> dict:
+    """`SAM2MemoryEnv` with B parallel episodes on the video, FIFO actions, IoU reward; transitions
+    per second over `steps` steps after the banks have filled (episodes that end are reset and
+    counted). The feature cache (image encoder once per frame) is built and timed apart."""
+    tracker = tracker or setup.tracker()
+    began = time.perf_counter()
+    features = tracker.video_features(video)
+    setup.synchronize()
+    cache_s = time.perf_counter() - began
+    track = [t for t in video.tracks() if t.object_id == 1]
+    env = SAM2MemoryEnv(tracker, [video], batch, CompositeReward(["iou"]), tracks=track, features=[features])
+
+    def step() -> None:
+        out = env.step(TensorDict({"action": env.fifo_action()}, batch_size=[batch]))
+        finished = out["next", "done"]
+        if bool(finished.any()):
+            env.reset(TensorDict({"_reset": finished}, batch_size=[batch]))
+
+    env.reset()
+    for _ in range(min(16, video.num_frames - 2)):  # fill banks and pointer histories
+        step()
+    flops = count_flops(step) / batch
+    with PeakMemory(setup.device) as memory:
+        setup.synchronize()
+        began = time.perf_counter()
+        for _ in range(steps):
+            step()
+        setup.synchronize()
+        seconds = time.perf_counter() - began
+    rate = batch * steps / seconds
+    return {"batch": batch, "frames": video.num_frames, "transitions_per_s": rate, "cache_build_s": cache_s,
+            "cache_bytes_per_frame": features.bytes_per_frame, "flops_per_transition": flops,
+            "achieved_tflops": flops * rate / 1e12, "peak_memory_bytes": memory.peak_bytes}
+
+
+def _timed(fn: Callable[[], object], repeats: int, setup: BenchSetup) -> float:
+    """Median seconds of `fn` over `repeats` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        setup.synchronize()
+        start = time.perf_counter()
+        fn()
+        setup.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+@torch.inference_mode()
+def measure_parts(setup: BenchSetup, batches: list[int], repeats: int = 5) -> dict:
+    """ms per frame of the image encoder (one frame per call, as `SAM2VideoPredictor` runs it) and
+    ms per call of one batched tracking step (memory attention + heads + memory encoder) with
+    full banks (prompt anchor + 6 recent memories + 15 pointers), for each batch size."""
+    tracker = setup.tracker()
+    size = setup.image_size
+    frames = torch.randn(24, 3, size, size, device=setup.device)
+    encoder_s = _timed(lambda: tracker.encode_frames(frames[:1], chunk=1), repeats, setup)
+    cache = tracker.encode_frames(frames)
+    result = {"encoder_ms_per_frame": 1e3 * encoder_s, "feature_bytes_per_frame": cache.bytes_per_frame, "step": []}
+    for batch in batches:
+        zeros = torch.zeros(batch, dtype=torch.long, device=setup.device)
+        total = zeros + frames.shape[0]
+        prompt = torch.zeros(batch, 1, size, size, device=setup.device)
+        prompt[..., size // 4: size // 2, size // 4: size // 2] = 1
+        _, bank = tracker.start(cache.gather(zeros), prompt, zeros)
+        for t in range(1, 17):
+            bank = tracker.step(cache.gather(zeros + t), bank, zeros + t, total).bank
+        frame = zeros + 17
+        features = cache.gather(frame)
+        step_s = _timed(lambda: tracker.step(features, bank, frame, total), repeats, setup)
+        result["step"].append({"batch": batch, "ms_per_step": 1e3 * step_s, "ms_per_transition": 1e3 * step_s / batch})
+    return result

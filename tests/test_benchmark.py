@@ -1,0 +1,61 @@
+"""`sam2rl bench`: what it measures and writes (figures themselves are for the README, not asserted)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sam2rl.benchmark.cli import main
+from sam2rl.benchmark.measure import PeakMemory, count_flops
+
+
+def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, plot = tmp_path / "bench.json", tmp_path / "sweep.png"
+    assert main(["--model", "nano", "--image-size", "64", "--batch", "1", "2", "--frames", "4", "6",
+                 "--steps", "2", "--json", str(out), "--plot", str(plot)]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["ours"]["frames"], r["ours"]["batch"]) for r in records] == [(4, 1), (4, 2), (6, 1), (6, 2)]
+    for r in records:
+        naive, ours = r["naive"], r["ours"]
+        assert naive["transitions_per_s"] > 0 and ours["transitions_per_s"] > 0
+        assert r["ratio"] == pytest.approx(ours["transitions_per_s"] / naive["transitions_per_s"])
+        assert ours["flops_per_transition"] > 0 and ours["cache_bytes_per_frame"] > 0
+        assert naive["peak_memory_bytes"] > 0 and ours["peak_memory_bytes"] > 0
+    # the same video (and naive run) is shared by every B of one length
+    assert records[0]["naive"] == records[1]["naive"]
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "SAM2VideoPredictor" in capsys.readouterr().out
+
+
+def test_bench_parts(tmp_path: Path) -> None:
+    out = tmp_path / "parts.json"
+    assert main(["--parts", "--model", "nano", "--image-size", "64", "--batch", "1", "3", "--repeats", "1",
+                 "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["encoder_ms_per_frame"] > 0
+    assert [s["batch"] for s in result["step"]] == [1, 3]
+
+
+def test_bench_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--frames", "1"])
+    assert "--frames" in capsys.readouterr().err
+
+
+def test_flop_count_includes_cpu_attention() -> None:
+    q, k = torch.randn(2, 1, 16, 8), torch.randn(2, 1, 32, 8)
+    flops = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, k))
+    assert flops == 2 * (2 * 2 * 16 * 32 * 8)  # scores and weighted sum, 2 FLOPs per multiply-add
+
+
+def test_peak_memory_sees_a_temporary_allocation() -> None:
+    with PeakMemory("cpu") as memory:
+        before = memory.peak_bytes
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        time.sleep(0.05)  # several sampling periods
+        del block
+    assert memory.peak_bytes >= before + 48 * 2**20
