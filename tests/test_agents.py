@@ -68,14 +68,25 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_overfit_recipe_writes_agent_results_and_summary(overfit_run: Path) -> None:
+def test_overfit_recipe_scores_agents_against_the_baselines(overfit_run: Path) -> None:
     summary = json.loads((overfit_run / "summary.json").read_text())
-    assert summary["task"] == "overfit" and len(summary["tracks"]) == 1
-    row = summary["tracks"][0]
-    assert 0 <= row["fifo"] <= 1 and 0 <= row["agent_quality"] <= 1
-    result = json.loads((overfit_run / "synth-medium-1000-000-1" / "results-synth-medium-1000-000-1.json").read_text())
-    assert result["row"] == row
-    assert len(result["fifo_run"]["per_frame_iou"]) == 24 == len(result["agent_run"]["per_frame_iou"])
+    results = json.loads((overfit_run / "results.json").read_text())
+    controllers = results["controllers"]
+    assert list(controllers) == ["fifo", "samurai", "dam4sam", "sam2long", "oracle", "agent (per video)"]
+    assert controllers["dam4sam"]["bank"]["anchors"] == 4 and controllers["agent (per video)"]["bank"]["anchors"] == 1
+    for entry in controllers.values():  # only the trained track is scored
+        assert [(r["sequence"], r["object_id"]) for r in entry["tracks"]] == [("synth-medium-1000-000", 1)]
+        assert len(entry["tracks"][0]["iou"]) == 24
+    assert summary["task"] == "overfit" and summary["num_tracks"] == 1
+    (row,) = summary["tracks"]
+    assert row["fifo"] == controllers["fifo"]["tracks"][0]["quality"]
+    assert row["agent"] == controllers["agent (per video)"]["tracks"][0]["quality"]
+    gains = {name: entry["overall"]["gain_over_fifo"] for name, entry in controllers.items()}
+    best = max(["samurai", "dam4sam", "sam2long"], key=lambda name: gains[name])
+    assert summary["best_heuristic"] == best and summary["agent_gain"] == gains["agent (per video)"]
+    assert {p.name for p in (overfit_run / "plots").iterdir()} >= {"synth-medium-1000-000_obj1_iou.png",
+                                                                     "synth-medium-1000-000_obj1_memory.png"}
+    assert (overfit_run / "scores.csv").is_file()
     assert "iterations: 2" in (overfit_run / "recipe.yaml").read_text()
     assert (overfit_run / "synth-medium-1000-000-1" / "logs" / "metrics.csv").is_file()
 

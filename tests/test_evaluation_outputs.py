@@ -77,7 +77,7 @@ def test_json_has_the_gain_over_fifo(sample_run: tuple[Path, dict]) -> None:
     fifo, rand = (results["controllers"][name]["overall"] for name in ("fifo", "random"))
     assert fifo["gain_over_fifo"] == 0.0
     assert rand["gain_over_fifo"] == pytest.approx((rand["quality"] - fifo["quality"]) / fifo["quality"])
-    assert results["bank"] == {"anchors": 1, "recent": 6}
+    assert results["controllers"]["fifo"]["bank"] == {"anchors": 1, "recent": 6}
 
 
 def test_plots_are_written_per_track_plus_the_headline(sample_run: tuple[Path, dict]) -> None:

@@ -11,9 +11,10 @@ from sam2rl.agents.checkpoint import read_agent_checkpoint
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.controllers import Controller
 from sam2rl.envs.observation import observe
-from sam2rl.tracker import Memories, MemoryBank, Prediction, Tracker
+from sam2rl.datasets import Track, VideoSequence
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["AgentController", "load_agent"]
+__all__ = ["AgentController", "PerTrackAgents", "load_agent"]
 
 
 class AgentController(Controller):
@@ -21,10 +22,12 @@ class AgentController(Controller):
 
     name = "agent"
 
-    def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False):
+    def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False,
+                 num_anchor: int = 1):
         self.actor = actor.eval()
         self.allow_discard = allow_discard
         self.allow_anchor = allow_anchor
+        self.max_anchors = num_anchor  # the observation layout it was trained on
         self._start: torch.Tensor | None = None
         self._end: torch.Tensor | None = None
 
@@ -48,6 +51,48 @@ def load_agent(path: str | Path, tracker: Tracker | None = None, force: bool = F
     actor, _ = make_actor_critic(layout["token_dim"], layout["global_dim"], layout["num_anchor"],
                                  layout["num_recent"], EncoderSettings(**payload["encoder"]))
     actor.load_state_dict(payload["actor"])
-    controller = AgentController(actor, layout["allow_discard"], layout["allow_anchor"])
+    controller = AgentController(actor, layout["allow_discard"], layout["allow_anchor"], layout["num_anchor"])
     controller.name = f"agent:{Path(path).name}"
     return controller
+
+
+class PerTrackAgents(Controller):
+    """SAM2RL's per-video setting as one controller: each track is driven by its own agent.
+
+    Rows follow `track_video`'s batching: the bound tracks that share the episode's prompt frame,
+    in the order they were given.
+    """
+
+    def __init__(self, agents: dict[tuple[str, int], AgentController], name: str = "agent (per video)"):
+        anchors = {agent.max_anchors for agent in agents.values()}
+        if len(anchors) != 1:
+            raise ValueError(f"{name}: agents trained on different bank layouts (anchors {sorted(anchors)})")
+        self.agents = agents
+        self.name = name
+        self.max_anchors = anchors.pop()
+        self._tracks: list[Track] = []
+        self._rows: dict[AgentController, torch.Tensor] = {}
+
+    def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                   features: FeatureCache | None = None) -> Controller:
+        self._tracks = video.tracks() if tracks is None else list(tracks)
+        missing = [f"{t.sequence}:{t.object_id}" for t in self._tracks if (t.sequence, t.object_id) not in self.agents]
+        if missing:
+            raise ValueError(f"{self.name}: no agent for track(s) {', '.join(missing)}")
+        return self
+
+    def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
+        group = [t for t in self._tracks if t.prompt_frame == int(start_frame[0])]
+        self._rows = {}
+        for row, track in enumerate(group):
+            agent = self.agents[(track.sequence, track.object_id)]
+            self._rows[agent] = torch.cat([self._rows.get(agent, torch.empty(0, dtype=torch.long)), torch.tensor([row])])
+        for agent, rows in self._rows.items():
+            agent.begin_episode(start_frame[rows.to(start_frame.device)], num_frames[rows.to(num_frames.device)])
+
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        action = torch.empty(bank.batch_size[0], dtype=torch.long, device=bank.device)
+        for agent, rows in self._rows.items():
+            rows = rows.to(bank.device)
+            action[rows] = agent.act(prediction[rows], candidate[rows], bank[rows])
+        return action

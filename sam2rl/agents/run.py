@@ -3,7 +3,6 @@ training split, validated on held-out videos): PPO with Lightning, agents evalua
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,19 +14,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.table import Table
 
 from sam2rl.agents.checkpoint import write_agent_checkpoint
 from sam2rl.atomic import write_json
-from sam2rl.agents.controller import AgentController
+from sam2rl.agents.controller import AgentController, PerTrackAgents, load_agent
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
-from sam2rl.controllers import FifoController
+from sam2rl.controllers import Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
 from sam2rl.envs.observation import GLOBAL_FEATURES
-from sam2rl.evaluation.metrics import score_track
-from sam2rl.evaluation.tracking import track_video
+from sam2rl.evaluation.evaluate import evaluate
+from sam2rl.evaluation.plots import write_plots
+from sam2rl.evaluation.report import results_table, write_csv
+from sam2rl.evaluation.tracking import make_eval_controller
 from sam2rl.recipe import save_recipe
 from sam2rl.rewards import CompositeReward, RewardConfig
 from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings
@@ -80,6 +80,9 @@ class TrainerSection:
 @dataclass
 class EvaluationSection:
     skip_first: int = 7
+    baselines: list[str] = field(default_factory=lambda: ["fifo", "samurai", "dam4sam", "sam2long", "oracle"])
+    """Controllers scored next to the agents on the same tracks (`sam2rl eval` names; FIFO always runs)."""
+    plots: bool = True
 
 
 @dataclass
@@ -160,12 +163,23 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
     return actor, critic, layout, trainer.is_global_zero
 
 
-def _score(tracker: Tracker, video: VideoSequence, track: Track, controller, features: FeatureCache, skip_first: int) -> dict:
-    run = track_video(tracker, video, controller, tracks=[track], features=features)[0]
-    gt, _ = video.object_masks(track.object_id, run.frames)
-    scores = score_track(run.masks, gt, skip_first=skip_first).to_dict()
-    return {"quality": scores["quality"], "jf": scores["jf_mean"], "per_frame_iou": scores["iou"],
-            "bank_frames": run.bank_frames.tolist(), "actions": run.actions.tolist()}
+def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
+    """The SAM2RL comparison: the agent's relative gain over FIFO against the best heuristic's
+    (the oracle is an upper bound, not a heuristic), and on how many tracks the agent beats FIFO."""
+    controllers = results["controllers"]
+    gains = {name: controllers[name]["overall"]["gain_over_fifo"] for name in controllers}
+    heuristics = [name for name in baselines if name not in ("fifo", "oracle", "random")]
+    best = max(heuristics, key=lambda name: gains[name]) if heuristics else None
+    fifo = {(r["sequence"], r["object_id"]): r["quality"] for r in controllers["fifo"]["tracks"]}
+    tracks = [{"track": f"{r['sequence']}:{r['object_id']}", "fifo": fifo[(r["sequence"], r["object_id"])],
+               "agent": r["quality"], "gain": r["quality"] - fifo[(r["sequence"], r["object_id"])]}
+              for r in controllers[agent]["tracks"]]
+    best_gain = gains[best] if best is not None else None
+    return {"agent": agent, "agent_gain": gains[agent], "best_heuristic": best, "best_heuristic_gain": best_gain,
+            "gain_ratio": gains[agent] / best_gain if best_gain else None,
+            "quality": {name: controllers[name]["overall"]["quality"] for name in controllers},
+            "gain_over_fifo": gains, "tracks": tracks, "agent_beats_fifo": sum(t["gain"] > 0 for t in tracks),
+            "num_tracks": len(tracks)}
 
 
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
@@ -175,56 +189,60 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     save_recipe(recipe, out / "recipe.yaml")
     recipe_yaml = OmegaConf.to_yaml(OmegaConf.structured(recipe))
     console = Console()
+    baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
+    rules = [make_eval_controller(name) for name in baselines]  # bad names fail before any training
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
-    features = {v.name: tracker.video_features(v, cache_dir=recipe.data.feature_cache) for v in dataset.sequences}
+    cache = recipe.data.feature_cache
+    features = {v.name: tracker.video_features(v, cache_dir=cache) for v in dataset.sequences}
     began = time.time()
     if recipe.task == "overfit":
-        jobs = [(f"{t.sequence}-{t.object_id}", [t], [(dataset[t.sequence], t)]) for t in tracks]
+        jobs = [(f"{t.sequence}-{t.object_id}", [t]) for t in tracks]
+        eval_data, eval_tracks = dataset, tracks
     else:
-        val = VideoDataset(recipe.data.val_root or recipe.data.root, split=recipe.data.val_split)
-        for v in val.sequences:
-            features.setdefault(v.name, tracker.video_features(v, cache_dir=recipe.data.feature_cache))
-        jobs = [("generalist", tracks, [(v, t) for v in val.sequences for t in v.tracks()])]
-    rows = []
-    for name, train_tracks, eval_pairs in jobs:
+        jobs = [("generalist", tracks)]
+        eval_data = VideoDataset(recipe.data.val_root or recipe.data.root, split=recipe.data.val_split)
+        eval_tracks = eval_data.tracks()
+    agents: dict[str, AgentController] = {}
+    is_main = True
+    for name, train_tracks in jobs:
         finished = out / name / "agent.pt"
         if recipe.resume == "auto" and finished.is_file():
-            rows += [json.loads(p.read_text())["row"] for p in sorted((out / name).glob("results-*.json"))]
+            agents[name] = load_agent(finished, tracker)
             continue
         videos = sorted({t.sequence for t in train_tracks})
         actor, critic, layout, is_main = _train(recipe, tracker, [dataset[v] for v in videos], train_tracks,
                                                 [features[v] for v in videos], out / name, recipe.resume == "auto")
         if not is_main:
             continue
-        write_agent_checkpoint(out / name / "agent.pt", actor=actor, critic=critic, recipe_yaml=recipe_yaml,
+        write_agent_checkpoint(finished, actor=actor, critic=critic, recipe_yaml=recipe_yaml,
                                tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent)
-        agent = AgentController(actor, layout["allow_discard"], layout["allow_anchor"])
-        for video, track in eval_pairs:
-            fifo = _score(tracker, video, track, FifoController(), features[video.name], recipe.evaluation.skip_first)
-            learned = _score(tracker, video, track, agent, features[video.name], recipe.evaluation.skip_first)
-            row = {"agent": name, "track": f"{track.sequence}:{track.object_id}", "fifo": fifo["quality"],
-                   "agent_quality": learned["quality"], "gain": learned["quality"] - fifo["quality"],
-                   "relative_gain": (learned["quality"] - fifo["quality"]) / fifo["quality"] if fifo["quality"] else float("nan")}
-            rows.append(row)
-            write_json(out / name / f"results-{track.sequence}-{track.object_id}.json",
-                        {"row": row, "fifo_run": fifo, "agent_run": learned})
-    if not rows:  # a DDP rank other than 0: rank 0 evaluates and reports
+        agents[name] = AgentController(actor, layout["allow_discard"], layout["allow_anchor"], layout["num_anchor"])
+    if not is_main:  # a DDP rank other than 0: rank 0 evaluates and reports
         return {}
-    summary = {"task": recipe.task, "minutes": (time.time() - began) / 60, "tracks": rows,
-               "mean_fifo": sum(r["fifo"] for r in rows) / len(rows),
-               "mean_agent": sum(r["agent_quality"] for r in rows) / len(rows)}
-    summary["relative_gain"] = (summary["mean_agent"] - summary["mean_fifo"]) / summary["mean_fifo"] if summary["mean_fifo"] else float("nan")
-    summary["agent_beats_fifo"] = sum(r["gain"] > 0 for r in rows)
+    trained_s = time.time() - began
+    if recipe.task == "overfit":
+        agent: Controller = PerTrackAgents({(t.sequence, t.object_id): agents[name] for name, (t,) in jobs})
+    else:
+        agent = agents["generalist"]
+        agent.name = "agent (generalist)"
+    results = evaluate(tracker, eval_data, [*rules, agent], skip_first=recipe.evaluation.skip_first,
+                       cache_dir=cache, tracks=eval_tracks)
+    results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks)}
+    summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
+               **_headline(results, agent.name, baselines)}
+    write_json(out / "results.json", results)
+    write_csv(out / "scores.csv", results)
     write_json(out / "summary.json", summary)
-    table = Table(title=f"sam2rl {recipe.task} — tracking quality (IoU, first {recipe.evaluation.skip_first} frames skipped)")
-    for column in ("agent", "track", "FIFO", "agent", "gain"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(r["agent"], r["track"], f"{r['fifo']:.3f}", f"{r['agent_quality']:.3f}", f"{r['gain']:+.3f}")
-    table.add_row("mean", "", f"{summary['mean_fifo']:.3f}", f"{summary['mean_agent']:.3f}",
-                  f"{summary['relative_gain']:+.1%} rel.")
-    console.print(table)
+    console.print(results_table(results, f"sam2rl {recipe.task}"))
+    best = summary["best_heuristic"]
+    if best is not None:
+        ratio = summary["gain_ratio"]
+        console.print(f"{agent.name}: {summary['agent_gain']:+.1%} over FIFO vs best heuristic {best} "
+                      f"{summary['best_heuristic_gain']:+.1%}" + ("" if ratio is None else f" ({ratio:.1f}x)")
+                      + f"; beats FIFO on {summary['agent_beats_fifo']} of {summary['num_tracks']} tracks")
+    if recipe.evaluation.plots:
+        console.print(f"plots: {out / 'plots'} ({len(write_plots(results, out / 'plots'))} PNG)")
     console.print(f"{summary['minutes']:.1f} min; results in {out}")
     return summary

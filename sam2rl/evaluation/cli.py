@@ -8,15 +8,14 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from sam2rl.agents import AgentCheckpointError
 from sam2rl.datasets import DatasetError, VideoDataset
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
-from sam2rl.evaluation.report import overall_csv_path, write_csv
+from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
 from sam2rl.evaluation.tracking import ControllerError, make_eval_controller
-from sam2rl.tracker import CheckpointError, ModelSpec, Tracker, TrackerSettings
+from sam2rl.tracker import CheckpointError, ModelSpec, Tracker
 
 __all__ = ["main"]
 
@@ -56,20 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _table(results: dict) -> Table:
-    model = results["model"]
-    random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"].startswith("random") else ""
-    table = Table(title=f"sam2rl eval — {model['model']} @ {model['image_size']} px{random}")
-    for column in ("controller", "quality", "J", "F", "J&F", "presence", "fps", "vs FIFO"):
-        table.add_column(column, justify="left" if column == "controller" else "right")
-    for name, entry in results["controllers"].items():
-        o = entry["overall"]
-        gain = o.get("gain_over_fifo")
-        table.add_row(name, f"{o['quality']:.3f}", f"{o['j_mean']:.3f}", f"{o['f_mean']:.3f}", f"{o['jf_mean']:.3f}",
-                      f"{o['presence']:.3f}", f"{o['fps']:.1f}", "" if gain is None else "n/a" if gain != gain else f"{gain:+.1%}")
-    return table
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
@@ -82,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         rules = {name: make_eval_controller(name) for name in names if not name.startswith("agent:")}
         dataset = VideoDataset(args.data, split=args.split)
         total = sum(len(video.tracks()) for video in dataset.sequences)
-        anchors = max([rule.max_anchors for rule in rules.values()] + [1])
-        tracker = Tracker.from_spec(spec, device=args.device, settings=TrackerSettings(max_anchors=anchors))
+        tracker = Tracker.from_spec(spec, device=args.device)  # evaluate() sizes banks per controller
         # agents are checked against the tracker they will drive
         controllers = [rules[name] if name in rules else make_eval_controller(name, tracker=tracker) for name in names]
         labels = [controller.name for controller in controllers]
@@ -108,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
     results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
-    console.print(_table(results))
+    console.print(results_table(results, "sam2rl eval"))
     if args.json is not None:
         write_json(args.json, results)
         console.print(f"scores: {args.json}")

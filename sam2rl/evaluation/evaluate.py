@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from sam2rl.controllers import Controller
-from sam2rl.datasets import VideoDataset, VideoSequence
+from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.evaluation.metrics import score_track
 from sam2rl.evaluation.report import safe_name
@@ -45,12 +45,14 @@ def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
 
 
 def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
-             dump_masks: Path | None = None, cache_dir: Path | None = None,
+             dump_masks: Path | None = None, cache_dir: Path | None = None, tracks: Sequence[Track] | None = None,
              on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None) -> dict:
     """Track every object of every sequence with each controller and score it.
 
-    Returns a JSON-ready dict: the model identity, the bank layout (`bank`: anchor and recent
-    slots, the columns of `bank_frames`), then per controller the per-track scores,
+    Each controller tracks with banks of its own `max_anchors` anchor slots. `tracks` limits
+    the evaluation to those tracks (default: every object of every sequence).
+    Returns a JSON-ready dict: the model identity, then per controller its bank layout (`bank`:
+    anchor and recent slots, the columns of `bank_frames`), the per-track scores,
     per-sequence means and overall means (over tracks), frames per second, and
     `overall.gain_over_fifo`, the relative improvement of tracking quality over FIFO (None
     when FIFO is not among the controllers).
@@ -61,15 +63,21 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     names = [controller.name for controller in controllers]
     if len(set(names)) != len(names):
         raise ValueError(f"controller names must be unique, got {', '.join(names)}")
-    results: dict = {"model": tracker.identity, "skip_first": skip_first,
-                     "bank": {"anchors": tracker.settings.max_anchors, "recent": tracker.num_recent}, "controllers": {}}
+    results: dict = {"model": tracker.identity, "skip_first": skip_first, "controllers": {}}
+    trackers = {controller.name: tracker.with_anchors(controller.max_anchors) for controller in controllers}
     for controller in controllers:
-        results["controllers"][controller.name] = {"sequences": {}, "tracks": []}
+        results["controllers"][controller.name] = {
+            "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent}, "sequences": {}, "tracks": []}
+    wanted = None if tracks is None else {(t.sequence, t.object_id) for t in tracks}
     for video in dataset.sequences:
+        chosen = [t for t in video.tracks() if wanted is None or (t.sequence, t.object_id) in wanted]
+        if not chosen:
+            continue
         features = tracker.video_features(video, cache_dir=cache_dir)
         for controller in controllers:
-            controller.bind_video(tracker, video, features=features)
-            runs = track_video(tracker, video, controller, features=features)
+            own = trackers[controller.name]
+            controller.bind_video(own, video, tracks=chosen, features=features)
+            runs = track_video(own, video, controller, tracks=chosen, features=features)
             entry = results["controllers"][controller.name]
             rows = []
             for run in runs:

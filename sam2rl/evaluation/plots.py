@@ -84,11 +84,11 @@ def memory_figure(results: dict, sequence: str, object_id: int) -> Figure:
     """One row per controller: after each frame (x), the frames whose memories are in the bank (y),
     anchors in red, recent memories in blue; the grey diagonal is the current frame."""
     rows = _rows(results, sequence, object_id)
-    anchors = int(results.get("bank", {}).get("anchors", 1))
     fig = Figure(figsize=(6.4, 0.7 + 1.7 * len(rows)), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (name, row) in zip(axes, rows.items()):
+        anchors = int(results["controllers"][name].get("bank", {}).get("anchors", 1))
         bank = np.asarray(row["bank_frames"], dtype=float).reshape(len(row["bank_frames"]), -1)
         steps = row["prompt_frame"] + np.arange(bank.shape[0])
         size = float(np.clip(900.0 / max(bank.shape[0], 1), 1.0, 14.0))

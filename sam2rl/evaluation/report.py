@@ -1,4 +1,4 @@
-"""Evaluation results as CSV files (written atomically), and file names for controllers."""
+"""Evaluation results as a console table and CSV files (written atomically), and file names for controllers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import io
 import re
 from pathlib import Path
 
+from rich.table import Table
+
 from sam2rl.atomic import write_text
 
 __all__ = [
-    "OVERALL_COLUMNS", "TRACK_COLUMNS", "overall_csv_path", "safe_name", "write_csv",
+    "OVERALL_COLUMNS", "TRACK_COLUMNS", "overall_csv_path", "results_table", "safe_name", "write_csv",
 ]
 
 TRACK_COLUMNS = ("controller", "sequence", "object_id", "prompt_frame", "quality", "j_mean", "f_mean", "jf_mean",
@@ -48,3 +50,18 @@ def write_csv(path: Path, results: dict) -> tuple[Path, Path]:
         overall.append({"controller": name, **entry["overall"]})
     write_text(Path(path), _csv(TRACK_COLUMNS, tracks))
     return Path(path), write_text(overall_csv_path(path), _csv(OVERALL_COLUMNS, overall))
+
+
+def results_table(results: dict, title: str) -> Table:
+    """One row per controller: overall scores and the relative gain in tracking quality over FIFO."""
+    model = results["model"]
+    random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"].startswith("random") else ""
+    table = Table(title=f"{title} — {model['model']} @ {model['image_size']} px{random}")
+    for column in ("controller", "quality", "J", "F", "J&F", "presence", "fps", "vs FIFO"):
+        table.add_column(column, justify="left" if column == "controller" else "right")
+    for name, entry in results["controllers"].items():
+        o = entry["overall"]
+        gain = o.get("gain_over_fifo")
+        table.add_row(name, f"{o['quality']:.3f}", f"{o['j_mean']:.3f}", f"{o['f_mean']:.3f}", f"{o['jf_mean']:.3f}",
+                      f"{o['presence']:.3f}", f"{o['fps']:.1f}", "" if gain is None else "n/a" if gain != gain else f"{gain:+.1%}")
+    return table

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Literal, NamedTuple
@@ -132,6 +132,12 @@ class Tracker:
                   settings: TrackerSettings = TrackerSettings()) -> Tracker:
         model, checkpoint = build_sam2_model(spec, device)
         return cls(model, settings, spec, checkpoint_digest(checkpoint, spec.seed))
+
+    def with_anchors(self, max_anchors: int) -> Tracker:
+        """The same model and settings with banks of `max_anchors` anchor slots (shares the weights)."""
+        if max_anchors == self.settings.max_anchors:
+            return self
+        return Tracker(self.model, replace(self.settings, max_anchors=max_anchors), self.spec, self.weights_digest)
 
     @cached_property
     def identity(self) -> dict[str, str]:
