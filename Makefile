@@ -21,13 +21,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-# Until the finished nano tracker and the default training job land, the default job scores
-# SAM 2's FIFO rule and the baseline controllers on the bundled synthetic sample with the
-# work-in-progress nano weights (data/nano-wip.md).
+# The default job: one PPO agent per track of the bundled sample (data/sample) on our trained
+# nano tracker, then FIFO, SAMURAI, DAM4SAM, SAM2Long, the oracle and the agents scored on the
+# same tracks; table on the console, results and plots in runs/overfit/.
 run: install
-	$(VENV)/bin/sam2rl eval --data data/sample --model nano --checkpoint data/nano-wip.pt \
-		--controllers fifo,samurai,dam4sam,sam2long,oracle --json runs/default/scores.json \
-		--csv runs/default/scores.csv --plots runs/default/plots --dump-masks runs/default/masks
+	$(VENV)/bin/lightning run recipes/overfit.yaml
 
 test: install
 	$(PY) -m pytest -q

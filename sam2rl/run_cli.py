@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         module_name, schema_name = TASKS[task]
         module = importlib.import_module(module_name)
         recipe = load_recipe(args.recipe, getattr(module, schema_name), args.overrides)
-    except RecipeError as error:
+        module.run(recipe, args.recipe)
+    except RecipeError as error:  # also raised by a task for a value it cannot use
         print(f"error: {error}")
         return 2
-    module.run(recipe, args.recipe)
     return 0

@@ -62,7 +62,7 @@ def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")
-    code = lightning(["run", str(RECIPE), "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
+    code = lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
                       "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", f"output.dir={out}"])
     assert code == 0
     return out
@@ -115,6 +115,8 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2
     assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "evaluation.baselines=[fifo,samuray]"]) == 2
+    assert "evaluation.baselines: unknown controller 'samuray'" in capsys.readouterr().out
 
 
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:

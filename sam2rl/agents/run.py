@@ -28,7 +28,7 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.evaluation.plots import write_plots
 from sam2rl.evaluation.report import results_table, write_csv
 from sam2rl.evaluation.tracking import make_eval_controller
-from sam2rl.recipe import save_recipe
+from sam2rl.recipe import RecipeError, save_recipe
 from sam2rl.rewards import CompositeReward, RewardConfig
 from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings
 
@@ -52,6 +52,7 @@ class DataSection:
     tracks: list[str] | None = None  # "sequence:object_id"; None = every track
     val_root: str | None = None  # generalize: held-out videos
     val_split: str | None = None
+    val_tracks: list[str] | None = None  # generalize: "sequence:object_id" of the held-out videos; None = all
     feature_cache: str | None = None
 
 
@@ -114,14 +115,14 @@ def _tracker(recipe: AgentRecipe) -> Tracker:
         return Tracker.from_spec(spec, m.device, TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16))
 
 
-def _select(dataset: VideoDataset, wanted: list[str] | None) -> list[Track]:
+def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tracks") -> list[Track]:
     tracks = dataset.tracks()
     if wanted is None:
         return tracks
     known = {f"{t.sequence}:{t.object_id}": t for t in tracks}
     missing = [w for w in wanted if w not in known]
     if missing:
-        raise ValueError(f"data.tracks: {missing} not in {dataset.root} (known: {', '.join(known)})")
+        raise ValueError(f"{key}: {missing} not in {dataset.root} (known: {', '.join(known)})")
     return [known[w] for w in wanted]
 
 
@@ -183,14 +184,18 @@ def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
 
 
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
+    baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
+    try:  # bad names fail before anything is written
+        rules = [make_eval_controller(name) for name in baselines]
+    except ValueError as error:
+        where = f"recipe {recipe_path}: " if recipe_path else ""
+        raise RecipeError(f"{where}evaluation.baselines: {error}") from error
     torch.set_num_threads(recipe.trainer.threads)
     out = Path(recipe.output.dir)
     out.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, out / "recipe.yaml")
     recipe_yaml = OmegaConf.to_yaml(OmegaConf.structured(recipe))
-    console = Console()
-    baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
-    rules = [make_eval_controller(name) for name in baselines]  # bad names fail before any training
+    console = Console(width=max(Console().width, 100))  # the table is unreadable when wrapped
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
@@ -203,7 +208,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     else:
         jobs = [("generalist", tracks)]
         eval_data = VideoDataset(recipe.data.val_root or recipe.data.root, split=recipe.data.val_split)
-        eval_tracks = eval_data.tracks()
+        eval_tracks = _select(eval_data, recipe.data.val_tracks, "data.val_tracks")
     agents: dict[str, AgentController] = {}
     is_main = True
     for name, train_tracks in jobs:
