@@ -103,14 +103,25 @@ class FifoValidation(Callback):
         if not (self.data_dir / "ImageSets" / "all.txt").is_file():
             write_dataset(self.data_dir, val.num_videos, val.seed, val.difficulty, val.frames, recipe.model.image_size)
         self.history_path = out / "validation.jsonl"
-        self.best = max((json.loads(line)["quality"] for line in self.history_path.open()), default=-1.0) \
-            if self.history_path.is_file() else -1.0
-        self.started = time.time()
+        history = [json.loads(line) for line in self.history_path.open()] if self.history_path.is_file() else []
+        self.history = history
+        self.best = max((r["quality"] for r in history), default=-1.0)
+        self.last_step = history[-1]["step"] if history else -1
+        # minutes count across resumed runs (time between the last validation and a crash is lost)
+        self.started = time.time() - 60 * (history[-1]["minutes"] if history else 0.0)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: TrackerPretraining, *args: object) -> None:
-        step = trainer.global_step
-        if step % self.recipe.validation.every_steps or not trainer.is_global_zero:
-            return
+        if trainer.global_step % self.recipe.validation.every_steps == 0 and trainer.is_global_zero:
+            self._validate(trainer, module)
+            module.log("val/quality", self.history[-1]["quality"])
+
+    def on_train_end(self, trainer: L.Trainer, module: TrackerPretraining) -> None:
+        """The final weights count too, when the run does not end on a validation step."""
+        if trainer.global_step != self.last_step and trainer.is_global_zero:
+            self._validate(trainer, module)
+
+    def _validate(self, trainer: L.Trainer, module: TrackerPretraining) -> None:
+        step = self.last_step = trainer.global_step
         module.model.eval()
         tracker = Tracker(module.model, spec=self.spec)
         results = evaluate(tracker, VideoDataset(self.data_dir), [FifoController()])
@@ -118,7 +129,7 @@ class FifoValidation(Callback):
         overall = results["controllers"]["fifo"]["overall"]
         record = {"step": step, "quality": overall["quality"], "jf": overall["jf_mean"],
                   "presence": overall["presence"], "minutes": (time.time() - self.started) / 60}
-        module.log("val/quality", overall["quality"])
+        self.history.append(record)
         with self.history_path.open("a") as log:
             log.write(json.dumps(record) + "\n")
         save_official_checkpoint(module.model, Path(self.recipe.output.dir) / "nano-last.pt", step=step)
