@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from sam2rl.cli import main as sam2rl
+from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
 from sam2rl.pretrain.losses import LossWeights, frame_losses
 from sam2rl.tracker import ModelSpec, Prediction, build_sam2_model
 
@@ -74,3 +76,14 @@ def test_recipe_with_unknown_task(tmp_path: Path, capsys: pytest.CaptureFixture)
     (tmp_path / "r.yaml").write_text("task: teleport\n")
     assert sam2rl(["run", str(tmp_path / "r.yaml")]) == 2
     assert "known tasks: pretrain_tracker" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_curriculum_follows_the_global_step_with_several_workers(workers: int) -> None:
+    stages = [CurriculumStage(until=1, difficulty={"easy": 1.0}, clip_frames=3),
+              CurriculumStage(until=3, difficulty={"easy": 1.0}, clip_frames=4),
+              CurriculumStage(until=None, difficulty={"easy": 1.0}, clip_frames=5)]
+    clips = SyntheticClips(stages, size=32, video_frames=8, clips_per_video=1, batch_size=2)
+    loader = torch.utils.data.DataLoader(clips, batch_size=2, num_workers=workers)
+    lengths = [frames.shape[1] for frames, _ in itertools.islice(loader, 5)]
+    assert lengths == [3, 4, 4, 5, 5]

@@ -68,17 +68,17 @@ class SyntheticClips(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
-        worker = 0 if info is None else info.id
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         rng = np.random.default_rng([self.seed, worker, self.start_step])
-        clips_made = self.start_step * self.batch_size
-        counter = 0
+        clips_made = 0
         while True:
-            stage = self._stage(clips_made // self.batch_size)
+            # DataLoader takes whole batches from the workers in turn: this worker's k-th batch is
+            # global step start_step + k * workers + worker.
+            stage = self._stage(self.start_step + (clips_made // self.batch_size) * workers + worker)
             names = sorted(stage.difficulty or {"medium": 1.0})
             weights = np.array([(stage.difficulty or {"medium": 1.0})[n] for n in names], dtype=float)
             difficulty = names[rng.choice(len(names), p=weights / weights.sum())]
             seed = TRAIN_SEED_BASE + int(rng.integers(1 << 40))
-            counter += 1
             frames, masks, _ = generate_video(seed, difficulty, self.video_frames, self.size)
             length = min(stage.clip_frames, self.video_frames)
             for _ in range(self.clips_per_video):

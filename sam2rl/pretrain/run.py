@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from datetime import timedelta
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
 from sam2rl.pretrain.losses import LossWeights
 from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
 from sam2rl.atomic import write_text
-from sam2rl.recipe import save_recipe
+from sam2rl.recipe import RecipeError, save_recipe
 from sam2rl.synth import write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
 from sam2rl.tracker.checkpoint import file_sha256
@@ -50,6 +51,7 @@ class DataSection:
     video_frames: int = 48
     clips_per_video: int = 4
     target_prob: float = 0.7
+    num_workers: int = 0  # processes generating clips (a GPU outruns one CPU core of synthesis)
     curriculum: list[CurriculumStage] = field(default_factory=_default_curriculum)
 
 
@@ -65,6 +67,7 @@ class ValidationSection:
 @dataclass
 class TrainerSection:
     max_steps: int = 20000
+    max_minutes: float | None = None  # stop earlier, after this much training time (validated and exported)
     accelerator: str = "auto"
     devices: int = 1
     precision: str = "32-true"
@@ -77,6 +80,7 @@ class TrainerSection:
 class OutputSection:
     dir: str = "runs/pretrain_tracker"
     export: str = "${output.dir}/nano.pt"  # official-format weights of the best validation step
+    export_dtype: str = "float32"  # or float16: half the file, same masks to within rounding
 
 
 @dataclass
@@ -135,7 +139,8 @@ class FifoValidation(Callback):
         save_official_checkpoint(module.model, Path(self.recipe.output.dir) / "nano-last.pt", step=step)
         if overall["quality"] > self.best:
             self.best = overall["quality"]
-            export = save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record)
+            export = save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record,
+                                              dtype=getattr(torch, self.recipe.output.export_dtype))
             write_model_card(export, self.recipe, record, self.history_path)
 
 
@@ -149,7 +154,7 @@ def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, histor
 - Architecture: `sam2rl/configs/{recipe.model.name}.yaml` (sam2's modules), input {recipe.model.image_size} px.
 - Format: official SAM 2 checkpoint (`{{"model": state_dict}}`), sha256 `{file_sha256(weights)}`.
 - Trained by `sam2rl run recipes/pretrain_tracker.yaml` (resolved recipe: `recipe.yaml` in the run
-  directory), seed {recipe.trainer.seed}, from random weights, on synthetic clips (`sam2rl.synth`, seeds
+  directory), seed {recipe.trainer.seed}, from {recipe.model.init_checkpoint or "random weights"}, on synthetic clips (`sam2rl.synth`, seeds
   from 2^40, curriculum {[(c.until, c.difficulty, c.clip_frames) for c in recipe.data.curriculum]}).
 - This export: step {record['step']} (batch {recipe.data.batch_size}), {record['minutes']:.0f} min of training on
   {platform.processor() or platform.machine()} with {torch.get_num_threads()} threads ({"CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU only"}).
@@ -170,7 +175,10 @@ def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, histor
 
 
 def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
+    if recipe.output.export_dtype not in ("float32", "float16", "bfloat16"):
+        raise RecipeError(f"output.export_dtype: {recipe.output.export_dtype!r} is not float32, float16 or bfloat16")
     torch.set_num_threads(recipe.trainer.threads)
+    torch.set_float32_matmul_precision("high")  # TF32 on GPUs that have it; no effect on CPU
     L.seed_everything(recipe.trainer.seed, workers=True)
     out = Path(recipe.output.dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,9 +198,12 @@ def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
         resume = str(last) if last.is_file() else None
     if resume is not None:
         clips.start_step = torch.load(resume, map_location="cpu", weights_only=False)["global_step"]
-    loader = torch.utils.data.DataLoader(clips, batch_size=recipe.data.batch_size, num_workers=0)
+    workers = recipe.data.num_workers
+    loader = torch.utils.data.DataLoader(clips, batch_size=recipe.data.batch_size, num_workers=workers,
+                                         persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    minutes = recipe.trainer.max_minutes
     trainer = L.Trainer(
-        max_steps=recipe.trainer.max_steps, accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
+        max_steps=recipe.trainer.max_steps, max_time=None if minutes is None else timedelta(minutes=minutes), accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
         precision=recipe.trainer.precision, gradient_clip_val=recipe.optim.grad_clip,
         log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
         logger=CSVLogger(str(out), name="logs", version=""),

@@ -79,6 +79,11 @@ def load_into(model: torch.nn.Module, path: str | Path, config: str, expected_sh
     model.load_state_dict(state, strict=True)
 
 
-def save_official_checkpoint(model: torch.nn.Module, path: str | Path, **extra: object) -> Path:
-    """Write `{"model": state_dict, **extra}` atomically."""
-    return write_torch(path, {"model": model.state_dict(), **extra})
+def save_official_checkpoint(model: torch.nn.Module, path: str | Path, dtype: torch.dtype | None = None,
+                             **extra: object) -> Path:
+    """Write `{"model": state_dict, **extra}` atomically; floating-point weights cast to `dtype` if given
+    (loading casts them back to the model's dtype)."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return write_torch(path, {"model": state, **extra})
