@@ -177,7 +177,8 @@ def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
               for r in controllers[agent]["tracks"]]
     best_gain = gains[best] if best is not None else None
     return {"agent": agent, "agent_gain": gains[agent], "best_heuristic": best, "best_heuristic_gain": best_gain,
-            "gain_ratio": gains[agent] / best_gain if best_gain else None,
+            # a ratio over a heuristic that loses to FIFO (gain <= 0) means nothing
+            "gain_ratio": gains[agent] / best_gain if best_gain is not None and best_gain > 0 else None,
             "quality": {name: controllers[name]["overall"]["quality"] for name in controllers},
             "gain_over_fifo": gains, "tracks": tracks, "agent_beats_fifo": sum(t["gain"] > 0 for t in tracks),
             "num_tracks": len(tracks)}
@@ -245,7 +246,8 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     if best is not None:
         ratio = summary["gain_ratio"]
         console.print(f"{agent.name}: {summary['agent_gain']:+.1%} over FIFO vs best heuristic {best} "
-                      f"{summary['best_heuristic_gain']:+.1%}" + ("" if ratio is None else f" ({ratio:.1f}x)")
+                      f"{summary['best_heuristic_gain']:+.1%}"
+                      + (" (no heuristic beats FIFO)" if ratio is None else f" ({ratio:.1f}x)")
                       + f"; beats FIFO on {summary['agent_beats_fifo']} of {summary['num_tracks']} tracks")
     if recipe.evaluation.plots:
         console.print(f"plots: {out / 'plots'} ({len(write_plots(results, out / 'plots'))} PNG)")

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs="+", default=[256])
     parser.add_argument("--batch", type=int, nargs="+", default=[16], help="parallel episodes B")
     parser.add_argument("--frames", type=int, nargs="+", default=[24], help="video length T")
-    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per measurement")
+    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per window (median of 3 windows)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

@@ -153,10 +153,11 @@ def measure_naive(setup: BenchSetup, video: VideoSequence) -> dict:
 
 @torch.inference_mode()
 def measure_env(setup: BenchSetup, video: VideoSequence, batch: int, steps: int = 20,
-                tracker: Tracker | None = None) -> dict:
+                tracker: Tracker | None = None, windows: int = 3) -> dict:
     """`SAM2MemoryEnv` with B parallel episodes on the video, FIFO actions, IoU reward; transitions
     per second over `steps` steps after the banks have filled (episodes that end are reset and
-    counted). The feature cache (image encoder once per frame) is built and timed apart."""
+    counted), the median of `windows` such timings (a busy machine disturbs a single one). The
+    feature cache (image encoder once per frame) is built and timed apart."""
     tracker = tracker or setup.tracker()
     began = time.perf_counter()
     features = tracker.video_features(video)
@@ -175,14 +176,16 @@ def measure_env(setup: BenchSetup, video: VideoSequence, batch: int, steps: int 
     for _ in range(min(16, video.num_frames - 2)):  # fill banks and pointer histories
         step()
     flops = count_flops(step) / batch
+    rates = []
     with PeakMemory(setup.device) as memory:
-        setup.synchronize()
-        began = time.perf_counter()
-        for _ in range(steps):
-            step()
-        setup.synchronize()
-        seconds = time.perf_counter() - began
-    rate = batch * steps / seconds
+        for _ in range(windows):
+            setup.synchronize()
+            began = time.perf_counter()
+            for _ in range(steps):
+                step()
+            setup.synchronize()
+            rates.append(batch * steps / (time.perf_counter() - began))
+    rate = sorted(rates)[len(rates) // 2]
     return {"batch": batch, "frames": video.num_frames, "transitions_per_s": rate, "cache_build_s": cache_s,
             "cache_bytes_per_frame": features.bytes_per_frame, "flops_per_transition": flops,
             "achieved_tflops": flops * rate / 1e12, "peak_memory_bytes": memory.peak_bytes}

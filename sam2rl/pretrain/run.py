@@ -67,7 +67,7 @@ class ValidationSection:
 @dataclass
 class TrainerSection:
     max_steps: int = 20000
-    max_minutes: float | None = None  # stop earlier, after this much training time (validated and exported)
+    max_minutes: float | None = None  # stop after this much training time, resumed runs included (then validate and export)
     accelerator: str = "auto"
     devices: int = 1
     precision: str = "32-true"

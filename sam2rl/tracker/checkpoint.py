@@ -81,9 +81,9 @@ def load_into(model: torch.nn.Module, path: str | Path, config: str, expected_sh
 
 def save_official_checkpoint(model: torch.nn.Module, path: str | Path, dtype: torch.dtype | None = None,
                              **extra: object) -> Path:
-    """Write `{"model": state_dict, **extra}` atomically; floating-point weights cast to `dtype` if given
-    (loading casts them back to the model's dtype)."""
-    state = model.state_dict()
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    """Write `{"model": state_dict, **extra}` atomically, on the CPU as the official checkpoints are (a
+    plain `torch.load` works without a GPU); floating-point weights cast to `dtype` if given (loading
+    casts them back to the model's dtype)."""
+    state = {k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype)
+             for k, v in model.state_dict().items()}
     return write_torch(path, {"model": state, **extra})
