@@ -59,6 +59,21 @@ def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward
             "train/action_discard", "train/action_write_slot1"} <= set(header)
 
 
+def test_fifo_prior_starts_the_policy_at_sam2s_own_rule() -> None:
+    torch.manual_seed(0)
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
+    env = SAM2MemoryEnv(tracker, VideoDataset(SAMPLE).sequences, 6, CompositeReward(["iou"]), EpisodeSettings(window=12))
+    obs = env.reset()
+    for _ in range(8):  # banks fill up, then FIFO evicts
+        obs = env.step(obs.set("action", env.fifo_action()))["next"]
+    assert torch.equal(obs["fifo_action"].argmax(-1), env.fifo_action())
+    for prior, expect_fifo in ((10.0, True), (0.0, False)):
+        actor, _ = make_actor_critic(env.token_dim, 4, 1, tracker.num_recent, EncoderSettings(fifo_prior=prior))
+        logits = actor.module[0](obs.clone())["logits"]
+        chosen = logits.softmax(-1).gather(1, env.fifo_action()[:, None])[:, 0]
+        assert bool((chosen > 0.99).all()) == expect_fifo, (prior, chosen)
+
+
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")

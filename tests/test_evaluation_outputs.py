@@ -12,6 +12,7 @@ from PIL import Image
 
 import sam2rl.evaluation.tracking as tracking
 from sam2rl.cli import main as sam2rl
+from sam2rl.evaluation.plots import comparison_figure, write_plots
 from sam2rl.evaluation.report import OVERALL_COLUMNS, TRACK_COLUMNS
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -94,6 +95,20 @@ def test_plots_are_written_per_track_plus_the_headline(sample_run: tuple[Path, d
             assert 200 < image.width <= 1000 and 150 < image.height <= 1000, (path.name, image.size)
             colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
             assert colours is None or len(colours) > 20, path.name  # something was drawn
+
+
+def test_comparison_figure_shows_only_the_chosen_controllers(sample_run: tuple[Path, dict], tmp_path: Path) -> None:
+    _, results = sample_run
+    written = write_plots(results, tmp_path, compare=["random", "fifo"])
+    compare = sorted(p.name for p in written if p.name.endswith("_compare.png"))
+    assert len(compare) == 5  # one per track
+    figure = comparison_figure(results, "synth-medium-1000-000", 1, ["random", "fifo"])
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    assert titles == ["IoU per frame (tracking quality)", "random: memory bank after each frame",
+                      "fifo: memory bank after each frame"]
+    assert [line.get_label().split(" ")[0] for line in figure.axes[0].get_lines()] == ["random", "fifo"]
+    with pytest.raises(KeyError, match="no controller 'oracle'"):
+        comparison_figure(results, "synth-medium-1000-000", 1, ["fifo", "oracle"])
 
 
 def test_gif_has_one_frame_per_tracked_frame(sample_run: tuple[Path, dict]) -> None:

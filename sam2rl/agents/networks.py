@@ -22,6 +22,10 @@ class EncoderSettings:
     width: int = 64
     layers: int = 2
     heads: int = 4
+    fifo_prior: float = 0.0
+    """Initial weight of SAM 2's own action in the policy's logits (learned from there): 0 starts
+    from a uniform policy; 3 starts near FIFO (e^3 : 1 for SAM 2's choice), so training explores
+    deviations from SAM 2's rule instead of rediscovering it."""
 
 
 class SlotEncoder(nn.Module):
@@ -44,14 +48,18 @@ class SlotEncoder(nn.Module):
 
 
 class _PolicyNet(nn.Module):
-    def __init__(self, encoder: SlotEncoder, width: int, num_anchor: int, num_recent: int):
+    def __init__(self, encoder: SlotEncoder, width: int, num_anchor: int, num_recent: int, fifo_prior: float):
         super().__init__()
         self.encoder = encoder
         self.num_anchor, self.num_recent = num_anchor, num_recent
         self.write = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(), nn.Linear(width, 1))
         self.keep_or_anchor = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(), nn.Linear(width, 2))
+        self.fifo_weight = nn.Parameter(torch.tensor(float(fifo_prior)))
 
-    def forward(self, tokens: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, global_: torch.Tensor, fifo_action: torch.Tensor) -> torch.Tensor:
+        return self._logits(tokens, global_) + self.fifo_weight * fifo_action
+
+    def _logits(self, tokens: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
         x, pooled = self.encoder(tokens, global_)
         candidate = x[..., -1, :]
         recent = x[..., self.num_anchor:self.num_anchor + self.num_recent, :]
@@ -74,9 +82,10 @@ class _ValueNet(nn.Module):
 def make_actor_critic(token_dim: int, global_dim: int, num_anchor: int, num_recent: int,
                       settings: EncoderSettings) -> tuple[ProbabilisticActor, ValueOperator]:
     """Masked-categorical actor and state-value critic (separate encoders), sized from the env."""
-    policy = _PolicyNet(SlotEncoder(token_dim, global_dim, settings), settings.width, num_anchor, num_recent)
+    policy = _PolicyNet(SlotEncoder(token_dim, global_dim, settings), settings.width, num_anchor, num_recent,
+                        settings.fifo_prior)
     actor = ProbabilisticActor(
-        TensorDictModule(policy, in_keys=["tokens", "global"], out_keys=["logits"]),
+        TensorDictModule(policy, in_keys=["tokens", "global", "fifo_action"], out_keys=["logits"]),
         in_keys={"logits": "logits", "mask": "action_mask"}, out_keys=["action"],
         distribution_class=MaskedCategorical, return_log_prob=True,
     )

@@ -250,6 +250,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
                       + (" (no heuristic beats FIFO)" if ratio is None else f" ({ratio:.1f}x)")
                       + f"; beats FIFO on {summary['agent_beats_fifo']} of {summary['num_tracks']} tracks")
     if recipe.evaluation.plots:
-        console.print(f"plots: {out / 'plots'} ({len(write_plots(results, out / 'plots'))} PNG)")
+        written = write_plots(results, out / "plots", compare=["fifo", agent.name])
+        console.print(f"plots: {out / 'plots'} ({len(written)} PNG; FIFO vs agent: *_compare.png)")
     console.print(f"{summary['minutes']:.1f} min; results in {out}")
     return summary

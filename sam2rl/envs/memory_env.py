@@ -57,6 +57,8 @@ class SAM2MemoryEnv(EnvBase):
                                     rank / R. Nothing comes from the ground truth.
         global [B, 4]               `GLOBAL_FEATURES`: progress in the episode, fraction of
                                     recent slots filled, the frame's object score / 10 and IoU.
+        fifo_action [B, R + 2]      SAM 2's own action (fill the first empty slot, else evict the
+                                    oldest), one-hot: a prior a policy can start from.
         action_mask [B, R + 2]      legal actions.
         info/iou, info/frame        IoU of the new prediction (for logging; not for policies);
         info/fifo_iou               with `track_reference`: FIFO's IoU on the same frame.
@@ -123,6 +125,7 @@ class SAM2MemoryEnv(EnvBase):
         self.observation_spec = Composite({
             "tokens": Unbounded(shape=(batch, self.num_tokens, self.token_dim), device=self.device),
             "global": Unbounded(shape=(batch, len(GLOBAL_FEATURES)), device=self.device),
+            "fifo_action": Bounded(low=0.0, high=1.0, shape=(batch, n_actions), device=self.device),
             "action_mask": Binary(n=n_actions, shape=(batch, n_actions), dtype=torch.bool, device=self.device),
             "info": info,
         }, shape=(batch,), device=self.device)

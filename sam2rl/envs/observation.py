@@ -22,7 +22,8 @@ GLOBAL_FEATURES = ("progress", "bank_fill", "object_score", "predicted_iou")
 
 def observe(bank: MemoryBank, candidate: Memories, prediction: Prediction, frame: torch.Tensor, start: torch.Tensor,
             end: torch.Tensor, action_mask: torch.Tensor) -> TensorDict:
-    """tokens [B, A + R + 1, C_mem + 10], global [B, 4], action_mask (see `SAM2MemoryEnv`).
+    """tokens [B, A + R + 1, C_mem + 10], global [B, 4], fifo_action [B, R + 2] (SAM 2's own action,
+    one-hot), action_mask (see `SAM2MemoryEnv`).
 
     `start`/`end`: first and one-past-last frame of each episode (age and progress are relative
     to its length). Nothing here comes from the ground truth.
@@ -53,4 +54,6 @@ def observe(bank: MemoryBank, candidate: Memories, prediction: Prediction, frame
     progress = (frame - start).float() / length[:, 0]
     global_ = torch.stack([progress, bank.recent.valid.float().mean(dim=1), prediction.object_score / 10,
                            candidate.iou], dim=-1)
-    return TensorDict({"tokens": tokens, "global": global_, "action_mask": action_mask}, batch_size=[batch])
+    fifo = F.one_hot(bank.fifo_action(), action_mask.shape[-1]).float()
+    return TensorDict({"tokens": tokens, "global": global_, "fifo_action": fifo, "action_mask": action_mask},
+                      batch_size=[batch])

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from sam2rl.atomic import write_bytes
 from sam2rl.evaluation.report import safe_name
 
-__all__ = ["gain_figure", "iou_figure", "memory_figure", "save_figure", "track_keys", "write_plots"]
+__all__ = ["comparison_figure", "gain_figure", "iou_figure", "memory_figure", "save_figure", "track_keys", "write_plots"]
 
 DPI = 100
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -41,11 +41,14 @@ def track_keys(results: dict) -> list[tuple[str, int]]:
     return list(keys)
 
 
-def _rows(results: dict, sequence: str, object_id: int) -> dict[str, dict]:
-    """Per controller, its row for one track (controllers without that track are left out)."""
+def _rows(results: dict, sequence: str, object_id: int, names: list[str] | None = None) -> dict[str, dict]:
+    """Per controller (all, or `names` in that order), its row for one track; controllers without
+    that track are left out."""
     out = {}
-    for name, entry in results["controllers"].items():
-        for row in entry["tracks"]:
+    for name in names or list(results["controllers"]):
+        if name not in results["controllers"]:
+            raise KeyError(f"no controller {name!r} in the results (have: {', '.join(results['controllers'])})")
+        for row in results["controllers"][name]["tracks"]:
             if row["sequence"] == sequence and row["object_id"] == object_id:
                 out[name] = row
                 break
@@ -54,14 +57,8 @@ def _rows(results: dict, sequence: str, object_id: int) -> dict[str, dict]:
     return out
 
 
-def iou_figure(results: dict, sequence: str, object_id: int) -> Figure:
-    """IoU per frame of every controller on one track; the first `skip_first` frames (not in
-    the tracking-quality mean) are shaded."""
-    rows = _rows(results, sequence, object_id)
+def _draw_iou(ax, results: dict, rows: dict[str, dict]) -> None:
     skip = int(results.get("skip_first", 0))
-    fig = Figure(figsize=(7.6, 3.2), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     start = next(iter(rows.values()))["prompt_frame"]
     length = max(len(row["iou"]) for row in rows.values())
     if 0 < skip < length:  # score_track scores every frame of tracks this short
@@ -72,10 +69,37 @@ def iou_figure(results: dict, sequence: str, object_id: int) -> Figure:
                 label=f"{name} ({row['quality']:.3f})")
     ax.set_xlim(start - 0.5, start + length - 0.5)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("frame")
     ax.set_ylabel("IoU")
-    ax.set_title(f"{sequence}, object {object_id}: IoU per frame", fontsize=10)
     ax.grid(alpha=0.3)
+
+
+def _draw_memory(ax, results: dict, name: str, row: dict) -> None:
+    anchors = int(results["controllers"][name].get("bank", {}).get("anchors", 1))
+    bank = np.asarray(row["bank_frames"], dtype=float).reshape(len(row["bank_frames"]), -1)
+    steps = row["prompt_frame"] + np.arange(bank.shape[0])
+    size = float(np.clip(900.0 / max(bank.shape[0], 1), 1.0, 14.0))
+    ax.plot(steps, steps, color="0.75", lw=0.8, zorder=1)
+    for cols, colour, marker, label in ((slice(0, anchors), ANCHOR_COLOUR, "s", "anchor"),
+                                        (slice(anchors, None), RECENT_COLOUR, "o", "recent")):
+        held = bank[:, cols]
+        x = np.broadcast_to(steps[:, None], held.shape)
+        keep = held >= 0
+        ax.scatter(x[keep], held[keep], s=size, c=colour, marker=marker, lw=0, zorder=2, label=label)
+    ax.set_ylabel("frame held", fontsize=8)
+    ax.set_title(f"{name}: memory bank after each frame", fontsize=9, loc="left")
+    ax.set_ylim(steps[0] - 1, steps[-1] + 1)
+    ax.grid(alpha=0.3)
+
+
+def iou_figure(results: dict, sequence: str, object_id: int) -> Figure:
+    """IoU per frame of every controller on one track; the first `skip_first` frames (not in
+    the tracking-quality mean) are shaded."""
+    fig = Figure(figsize=(7.6, 3.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    _draw_iou(ax, results, _rows(results, sequence, object_id))
+    ax.set_xlabel("frame")
+    ax.set_title(f"{sequence}, object {object_id}: IoU per frame", fontsize=10)
     fig.legend(fontsize=7, loc="outside right upper", title="quality", title_fontsize=7)
     return fig
 
@@ -88,24 +112,29 @@ def memory_figure(results: dict, sequence: str, object_id: int) -> Figure:
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (name, row) in zip(axes, rows.items()):
-        anchors = int(results["controllers"][name].get("bank", {}).get("anchors", 1))
-        bank = np.asarray(row["bank_frames"], dtype=float).reshape(len(row["bank_frames"]), -1)
-        steps = row["prompt_frame"] + np.arange(bank.shape[0])
-        size = float(np.clip(900.0 / max(bank.shape[0], 1), 1.0, 14.0))
-        ax.plot(steps, steps, color="0.75", lw=0.8, zorder=1)
-        for cols, colour, marker, label in ((slice(0, anchors), ANCHOR_COLOUR, "s", "anchor"),
-                                            (slice(anchors, None), RECENT_COLOUR, "o", "recent")):
-            held = bank[:, cols]
-            x = np.broadcast_to(steps[:, None], held.shape)
-            keep = held >= 0
-            ax.scatter(x[keep], held[keep], s=size, c=colour, marker=marker, lw=0, zorder=2, label=label)
-        ax.set_ylabel("frame held", fontsize=8)
-        ax.set_title(name, fontsize=9, loc="left")
-        ax.set_ylim(steps[0] - 1, steps[-1] + 1)
-        ax.grid(alpha=0.3)
+        _draw_memory(ax, results, name, row)
     axes[-1].set_xlabel("current frame")
     axes[0].legend(fontsize=7, loc="upper left", markerscale=1.5, framealpha=0.8)
     fig.suptitle(f"{sequence}, object {object_id}: memory bank after each frame", fontsize=10)
+    return fig
+
+
+def comparison_figure(results: dict, sequence: str, object_id: int, names: list[str]) -> Figure:
+    """A few controllers on one track (e.g. FIFO vs an agent): IoU per frame on top, then each
+    one's memory timeline on the same frame axis, so an IoU gap lines up with the bank that made it."""
+    rows = _rows(results, sequence, object_id, names)
+    fig = Figure(figsize=(7.0, 2.6 + 1.7 * len(rows)), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1 + len(rows), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [1.4] + [1.0] * len(rows)})[:, 0]
+    _draw_iou(axes[0], results, rows)
+    axes[0].legend(fontsize=7, loc="lower left", framealpha=0.8)
+    axes[0].set_title("IoU per frame (tracking quality)", fontsize=9, loc="left")
+    for ax, (name, row) in zip(axes[1:], rows.items()):
+        _draw_memory(ax, results, name, row)
+    axes[1].legend(fontsize=7, loc="upper left", markerscale=1.5, framealpha=0.8)
+    axes[-1].set_xlabel("frame")
+    fig.suptitle(f"{sequence}, object {object_id}: {' vs '.join(rows)}", fontsize=10)
     return fig
 
 
@@ -147,15 +176,19 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
-def write_plots(results: dict, out: Path) -> list[Path]:
+def write_plots(results: dict, out: Path, compare: list[str] | None = None) -> list[Path]:
     """All figures under `out`: `<sequence>_obj<id>_iou.png` and `<sequence>_obj<id>_memory.png`
-    per track, and `gain_over_fifo.png` (when FIFO and another controller ran)."""
+    per track, `<sequence>_obj<id>_compare.png` with the `compare` controllers only (if given),
+    and `gain_over_fifo.png` (when FIFO and another controller ran)."""
     out = Path(out)
     written = []
     for sequence, object_id in track_keys(results):
         stem = f"{safe_name(sequence)}_obj{object_id}"
         written.append(save_figure(iou_figure(results, sequence, object_id), out / f"{stem}_iou.png"))
         written.append(save_figure(memory_figure(results, sequence, object_id), out / f"{stem}_memory.png"))
+        if compare:
+            figure = comparison_figure(results, sequence, object_id, compare)
+            written.append(save_figure(figure, out / f"{stem}_compare.png"))
     gain = gain_figure(results)
     if gain is not None:
         written.append(save_figure(gain, out / "gain_over_fifo.png"))
