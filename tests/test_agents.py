@@ -104,6 +104,11 @@ def test_overfit_recipe_scores_agents_against_the_baselines(overfit_run: Path) -
     assert (overfit_run / "scores.csv").is_file()
     assert "iterations: 2" in (overfit_run / "recipe.yaml").read_text()
     assert (overfit_run / "synth-medium-1000-000-1" / "logs" / "metrics.csv").is_file()
+    selection = json.loads((overfit_run / "synth-medium-1000-000-1" / "selection.json").read_text())
+    checks = {c["iteration"]: c["quality"] for c in selection["greedy_quality"]}
+    assert list(checks) == [0, 2]  # before training and after the last iteration
+    assert summary["kept_iteration"] == {"synth-medium-1000-000-1": selection["kept_iteration"]}
+    assert row["agent"] == max(checks.values()) == checks[selection["kept_iteration"]]  # the kept iterate is scored
 
 
 def test_agent_checkpoint_loads_as_a_controller_in_eval(overfit_run: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ training split, validated on held-out videos): PPO with Lightning, agents evalua
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sam2rl.atomic import write_json
 from sam2rl.agents.controller import AgentController, PerTrackAgents, load_agent
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
+from sam2rl.agents.selection import KeepBestGreedy
 from sam2rl.controllers import Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
@@ -76,6 +78,7 @@ class TrainerSection:
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 5  # iterations between resumable checkpoints
+    select_every: int = 5  # iterations between greedy checks on the training tracks; the best is kept
 
 
 @dataclass
@@ -126,9 +129,12 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
     return [known[w] for w in wanted]
 
 
-def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], tracks: list[Track],
-           features: list[FeatureCache], out: Path, resume: bool) -> tuple[torch.nn.Module, torch.nn.Module, dict, bool]:
-    """PPO for one agent; returns the actor, critic, observation layout and whether this is rank 0."""
+def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
+           features: dict[str, FeatureCache], out: Path, resume: bool) -> tuple[torch.nn.Module, torch.nn.Module, dict, bool]:
+    """PPO for one agent; returns the actor (the best greedy iterate on `tracks`, see `KeepBestGreedy`),
+    the critic, the observation layout and whether this is rank 0."""
+    names = sorted({t.sequence for t in tracks})
+    videos, caches = [dataset[n] for n in names], [features[n] for n in names]
     env_cfg = recipe.env
     episode = EpisodeSettings(window=env_cfg.window, allow_discard=env_cfg.allow_discard,
                               allow_anchor=env_cfg.allow_anchor, track_reference=True)
@@ -136,7 +142,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
 
     def make_env(seed: int, rank: int = 0, world_size: int = 1) -> SAM2MemoryEnv:
         share = tracks[rank::world_size] if len(tracks) >= world_size else tracks  # each rank its own tracks
-        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, episode, tracks=share, features=features,
+        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, episode, tracks=share, features=caches,
                              seed=seed)
 
     probe = make_env(recipe.trainer.seed)
@@ -149,12 +155,23 @@ def _train(recipe: AgentRecipe, tracker: Tracker, videos: list[VideoSequence], t
     t = recipe.trainer
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)
+
+    def greedy_quality(policy: torch.nn.Module) -> float:
+        controller = AgentController(policy, env_cfg.allow_discard, env_cfg.allow_anchor, num_anchor)
+        results = evaluate(tracker, dataset, [controller], skip_first=recipe.evaluation.skip_first,
+                           cache_dir=recipe.data.feature_cache, tracks=tracks)
+        return results["controllers"][controller.name]["overall"]["quality"]
+
+    selection = KeepBestGreedy(greedy_quality, t.select_every)
     trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=[checkpoints],
+                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=[selection, checkpoints],
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
                         enable_model_summary=False, num_sanity_val_steps=0)
     last = out / "checkpoints" / "last.ckpt"
     trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+    if trainer.is_global_zero:
+        write_json(out / "selection.json", {"kept_iteration": selection.best_iteration,
+                                            "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]})
     if trainer.world_size > 1:  # DDP diagnostics: weights must agree, rollouts must not
         params = torch.cat([p.detach().flatten().cpu() for p in actor.parameters()])
         write_json(out / f"rank-{trainer.global_rank}.json", {
@@ -217,9 +234,8 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
         if recipe.resume == "auto" and finished.is_file():
             agents[name] = load_agent(finished, tracker)
             continue
-        videos = sorted({t.sequence for t in train_tracks})
-        actor, critic, layout, is_main = _train(recipe, tracker, [dataset[v] for v in videos], train_tracks,
-                                                [features[v] for v in videos], out / name, recipe.resume == "auto")
+        actor, critic, layout, is_main = _train(recipe, tracker, dataset, train_tracks, features, out / name,
+                                                recipe.resume == "auto")
         if not is_main:
             continue
         write_agent_checkpoint(finished, actor=actor, critic=critic, recipe_yaml=recipe_yaml,
@@ -236,8 +252,10 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     results = evaluate(tracker, eval_data, [*rules, agent], skip_first=recipe.evaluation.skip_first,
                        cache_dir=cache, tracks=eval_tracks)
     results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks)}
+    kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
+            for name, _ in jobs if (out / name / "selection.json").is_file()}
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
-               **_headline(results, agent.name, baselines)}
+               **_headline(results, agent.name, baselines), "kept_iteration": kept}
     write_json(out / "results.json", results)
     write_csv(out / "scores.csv", results)
     write_json(out / "summary.json", summary)

@@ -1,0 +1,70 @@
+"""Keep the PPO iterate whose greedy policy tracks its training tracks best.
+
+PPO's last iterate is not its best: the greedy (most likely) action can drift to a worse bank rule
+late in training even while the sampled rollouts improve, and a per-video agent that ends below
+SAM 2's own rule on its own video is a failure we can see coming. So every few iterations the
+greedy policy tracks the training tracks (never held-out ones) and the best weights are restored
+when training ends. With `agent.fifo_prior` the policy before the first update is close to FIFO,
+so that check makes the kept agent at least about as good as FIFO on the tracks it trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from sam2rl.agents.ppo import PPOModule
+
+__all__ = ["KeepBestGreedy"]
+
+
+class KeepBestGreedy(Callback):
+    """Score the actor with `score(actor) -> float` (higher is better) before the first iteration, every
+    `every` iterations and after the last; restore the best-scoring weights when training ends.
+
+    `history` holds (iterations done, score); the state travels in Lightning checkpoints, so a
+    resumed run keeps the best of the whole run.
+    """
+
+    def __init__(self, score: Callable[[torch.nn.Module], float], every: int):
+        if every < 1:
+            raise ValueError(f"KeepBestGreedy: every must be >= 1, got {every}")
+        self.score = score
+        self.every = every
+        self.history: list[tuple[int, float]] = []
+        self.best_iteration = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def _check(self, module: PPOModule, iterations_done: int) -> None:
+        value = float(self.score(module.actor))
+        module.actor.train()
+        self.history.append((iterations_done, value))
+        if self.best_state is None or value > max(score for _, score in self.history[:-1]):
+            self.best_iteration = iterations_done
+            self.best_state = copy.deepcopy(module.actor.state_dict())
+
+    def on_train_start(self, trainer: L.Trainer, module: PPOModule) -> None:
+        if not self.history:
+            self._check(module, 0)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+        done = trainer.current_epoch + 1
+        if done % self.every == 0 or done == trainer.max_epochs:
+            self._check(module, done)
+            module.log("select/greedy_quality", self.history[-1][1])
+
+    def on_train_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+        if self.best_state is not None:
+            module.actor.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "best_iteration": self.best_iteration, "best_state": self.best_state}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = [tuple(item) for item in state_dict["history"]]
+        self.best_iteration = state_dict["best_iteration"]
+        self.best_state = state_dict["best_state"]

@@ -1,0 +1,64 @@
+"""KeepBestGreedy: the iterate with the best greedy score is the one that is kept, also across a resume."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from sam2rl.agents.selection import KeepBestGreedy
+
+
+class FakeModule:
+    def __init__(self) -> None:
+        self.actor = torch.nn.Linear(2, 1)
+        self.logged: list[tuple[str, float]] = []
+
+    def log(self, key: str, value: float) -> None:
+        self.logged.append((key, value))
+
+
+def _train(callback: KeepBestGreedy, module: FakeModule, epochs: range, max_epochs: int) -> None:
+    callback.on_train_start(None, module)
+    for epoch in epochs:
+        with torch.no_grad():
+            module.actor.weight.fill_(float(epoch + 1))  # a recognisable iterate
+        callback.on_train_epoch_end(SimpleNamespace(current_epoch=epoch, max_epochs=max_epochs), module)
+    callback.on_train_end(None, module)
+
+
+def test_best_iterate_is_restored_and_checked_every_n() -> None:
+    scores = iter([0.50, 0.55, 0.70, 0.60])  # before training, after 2, 4 and 5 (the last) iterations
+    module = FakeModule()
+    callback = KeepBestGreedy(lambda actor: next(scores), every=2)
+    _train(callback, module, range(5), max_epochs=5)
+    assert [i for i, _ in callback.history] == [0, 2, 4, 5]
+    assert callback.best_iteration == 4
+    assert torch.all(module.actor.weight == 4.0)  # the weights after iteration 4, not the last ones
+    assert [key for key, _ in module.logged] == ["select/greedy_quality"] * 3
+
+
+def test_nothing_beats_the_start_keeps_the_start() -> None:
+    scores = iter([0.6, 0.6, 0.5])
+    module = FakeModule()
+    with torch.no_grad():
+        module.actor.weight.fill_(-1.0)
+    callback = KeepBestGreedy(lambda actor: next(scores), every=1)
+    _train(callback, module, range(2), max_epochs=2)
+    assert callback.best_iteration == 0 and torch.all(module.actor.weight == -1.0)  # ties keep the earlier
+
+
+def test_state_survives_a_resume() -> None:
+    first = KeepBestGreedy(lambda actor: 0.9, every=1)
+    module = FakeModule()
+    _train(first, module, range(1), max_epochs=3)  # interrupted after one iteration
+    resumed = KeepBestGreedy(lambda actor: 0.1, every=1)
+    resumed.load_state_dict(first.state_dict())
+    _train(resumed, module, range(1, 3), max_epochs=3)
+    assert resumed.best_iteration == 0 and [i for i, _ in resumed.history] == [0, 1, 2, 3]
+
+
+def test_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        KeepBestGreedy(lambda actor: 0.0, every=0)
