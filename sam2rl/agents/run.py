@@ -158,8 +158,8 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
 
     def greedy_quality(policy: torch.nn.Module) -> float:
         controller = AgentController(policy, env_cfg.allow_discard, env_cfg.allow_anchor, num_anchor)
-        results = evaluate(tracker, dataset, [controller], skip_first=recipe.evaluation.skip_first,
-                           cache_dir=recipe.data.feature_cache, tracks=tracks)
+        results = evaluate(tracker, dataset, [controller], skip_first=recipe.evaluation.skip_first, tracks=tracks,
+                           features=features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
     selection = KeepBestGreedy(greedy_quality, t.select_every)
@@ -250,7 +250,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
         agent = agents["generalist"]
         agent.name = "agent (generalist)"
     results = evaluate(tracker, eval_data, [*rules, agent], skip_first=recipe.evaluation.skip_first,
-                       cache_dir=cache, tracks=eval_tracks)
+                       cache_dir=cache, tracks=eval_tracks, features=features if eval_data is dataset else None)
     results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks)}
     kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             for name, _ in jobs if (out / name / "selection.json").is_file()}

@@ -37,14 +37,15 @@ class KeepBestGreedy(Callback):
         self.every = every
         self.history: list[tuple[int, float]] = []
         self.best_iteration = -1
+        self.best_score = float("-inf")
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def _check(self, module: PPOModule, iterations_done: int) -> None:
         value = float(self.score(module.actor))
         module.actor.train()
         self.history.append((iterations_done, value))
-        if self.best_state is None or value > max(score for _, score in self.history[:-1]):
-            self.best_iteration = iterations_done
+        if value > self.best_score:  # strictly: ties keep the earlier iterate
+            self.best_iteration, self.best_score = iterations_done, value
             self.best_state = copy.deepcopy(module.actor.state_dict())
 
     def on_train_start(self, trainer: L.Trainer, module: PPOModule) -> None:
@@ -62,9 +63,11 @@ class KeepBestGreedy(Callback):
             module.actor.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
-        return {"history": self.history, "best_iteration": self.best_iteration, "best_state": self.best_state}
+        return {"history": self.history, "best_iteration": self.best_iteration, "best_score": self.best_score,
+                "best_state": self.best_state}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = [tuple(item) for item in state_dict["history"]]
         self.best_iteration = state_dict["best_iteration"]
+        self.best_score = state_dict["best_score"]
         self.best_state = state_dict["best_state"]

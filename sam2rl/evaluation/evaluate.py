@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from sam2rl.datasets.palette import davis_palette
 from sam2rl.evaluation.metrics import score_track
 from sam2rl.evaluation.report import safe_name
 from sam2rl.evaluation.tracking import TrackRun, track_video
-from sam2rl.tracker import Tracker
+from sam2rl.tracker import FeatureCache, Tracker
 
 __all__ = ["RunsCallback", "evaluate", "write_masks"]
 
@@ -46,7 +46,8 @@ def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
 
 def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
              dump_masks: Path | None = None, cache_dir: Path | None = None, tracks: Sequence[Track] | None = None,
-             on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None) -> dict:
+             on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None,
+             features: Mapping[str, FeatureCache] | None = None) -> dict:
     """Track every object of every sequence with each controller and score it.
 
     Each controller tracks with banks of its own `max_anchors` anchor slots. `tracks` limits
@@ -58,7 +59,9 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     when FIFO is not among the controllers).
     Masks are written under `dump_masks/<controller>/` when given; `on_track(sequence,
     controller)` reports progress and `on_runs(video, controller, runs)` receives the runs of
-    each sequence and controller (only one sequence's runs are held at a time).
+    each sequence and controller (only one sequence's runs are held at a time). `features`: image
+    features already computed for some sequences (by name), so repeated evaluations with the same
+    tracker weights do not run the image encoder again.
     """
     names = [controller.name for controller in controllers]
     if len(set(names)) != len(names):
@@ -73,11 +76,12 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
         chosen = [t for t in video.tracks() if wanted is None or (t.sequence, t.object_id) in wanted]
         if not chosen:
             continue
-        features = tracker.video_features(video, cache_dir=cache_dir)
+        cached = None if features is None else features.get(video.name)
+        video_features = cached if cached is not None else tracker.video_features(video, cache_dir=cache_dir)
         for controller in controllers:
             own = trackers[controller.name]
-            controller.bind_video(own, video, tracks=chosen, features=features)
-            runs = track_video(own, video, controller, tracks=chosen, features=features)
+            controller.bind_video(own, video, tracks=chosen, features=video_features)
+            runs = track_video(own, video, controller, tracks=chosen, features=video_features)
             entry = results["controllers"][controller.name]
             rows = []
             for run in runs:

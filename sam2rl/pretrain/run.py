@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import time
-from datetime import timedelta
 import warnings
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,7 +203,8 @@ def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
                                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
     minutes = recipe.trainer.max_minutes
     trainer = L.Trainer(
-        max_steps=recipe.trainer.max_steps, max_time=None if minutes is None else timedelta(minutes=minutes), accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
+        max_steps=recipe.trainer.max_steps, max_time=None if minutes is None else timedelta(minutes=minutes),
+        accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
         precision=recipe.trainer.precision, gradient_clip_val=recipe.optim.grad_clip,
         log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
         logger=CSVLogger(str(out), name="logs", version=""),
