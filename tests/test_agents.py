@@ -34,16 +34,23 @@ def toy_reward():
     del REWARDS["imitate_fifo"]  # other tests see only the built-ins
 
 
-def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward: None) -> None:
+def tiny_ppo(reward: str, batch_size: int, window: int, width: int):
+    """A random-weight nano at 64 px on the bundled sample: its env factory, and a small actor-critic."""
     torch.manual_seed(0)
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     videos = VideoDataset(SAMPLE).sequences
 
     def make_env(seed: int, rank: int = 0, world: int = 1) -> SAM2MemoryEnv:
-        return SAM2MemoryEnv(tracker, videos, 8, CompositeReward(["imitate_fifo"]), EpisodeSettings(window=12), seed=seed)
+        return SAM2MemoryEnv(tracker, videos, batch_size, CompositeReward([reward]), EpisodeSettings(window=window),
+                             seed=seed)
 
-    env = make_env(0)
-    actor, critic = make_actor_critic(env.token_dim, 4, 1, tracker.num_recent, EncoderSettings(width=32, layers=1, heads=2))
+    actor, critic = make_actor_critic(make_env(0).token_dim, 4, 1, tracker.num_recent,
+                                      EncoderSettings(width=width, layers=1, heads=2))
+    return make_env, actor, critic
+
+
+def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward: None) -> None:
+    make_env, actor, critic = tiny_ppo("imitate_fifo", batch_size=8, window=12, width=32)
     module = PPOModule(actor, critic, make_env, PPOSettings(rollout_steps=10, minibatch_size=40, lr=1e-3), iterations=40)
     L.Trainer(max_epochs=40, logger=CSVLogger(str(tmp_path), name="", version=""), enable_checkpointing=False,
               log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False).fit(module)
@@ -57,6 +64,21 @@ def test_ppo_learns_a_memory_task_with_a_known_answer(tmp_path: Path, toy_reward
     assert last > first + 0.2, f"reward went from {first:.2f} to {last:.2f}"
     assert {"train/kl_approx", "train/clip_fraction", "train/explained_variance", "train/entropy",
             "train/action_discard", "train/action_write_slot1"} <= set(header)
+
+
+def test_critic_warmup_leaves_the_actor_alone() -> None:
+    make_env, actor, critic = tiny_ppo("iou", batch_size=4, window=6, width=16)
+    before = [p.detach().clone() for p in (*actor.parameters(), *critic.parameters())]
+    settings = PPOSettings(rollout_steps=4, minibatch_size=8, critic_warmup=2)
+    trainer_options = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    for iterations, actor_moves in ((2, False), (3, True)):  # two critic-only iterations, then PPO as usual
+        module = PPOModule(actor, critic, make_env, settings, iterations=iterations)
+        L.Trainer(max_epochs=iterations, **trainer_options).fit(module)
+        moved = [not torch.equal(a, b) for a, b in zip((*actor.parameters(), *critic.parameters()), before)]
+        num_actor = len(list(actor.parameters()))
+        assert any(moved[:num_actor]) == actor_moves and any(moved[num_actor:])
+        for p, b in zip((*actor.parameters(), *critic.parameters()), before):
+            p.data.copy_(b)
 
 
 def test_fifo_prior_starts_the_policy_at_sam2s_own_rule() -> None:
@@ -78,7 +100,8 @@ def test_fifo_prior_starts_the_policy_at_sam2s_own_rule() -> None:
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")
     code = lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
-                      "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", f"output.dir={out}"])
+                      "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", "imitation.teacher=oracle",
+                      "imitation.steps=2", f"output.dir={out}"])
     assert code == 0
     return out
 
@@ -109,6 +132,8 @@ def test_overfit_recipe_scores_agents_against_the_baselines(overfit_run: Path) -
     assert list(checks) == [0, 2]  # before training and after the last iteration
     assert summary["kept_iteration"] == {"synth-medium-1000-000-1": selection["kept_iteration"]}
     assert row["agent"] == max(checks.values()) == checks[selection["kept_iteration"]]  # the kept iterate is scored
+    warm = json.loads((overfit_run / "synth-medium-1000-000-1" / "imitation.json").read_text())
+    assert warm["teacher"] == "oracle" and warm["decisions"] == 23 and len(warm["loss"]) == 2  # 24 frames, 2 steps
 
 
 def test_agent_checkpoint_loads_as_a_controller_in_eval(overfit_run: Path, tmp_path: Path) -> None:
@@ -137,6 +162,10 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "evaluation.baselines=[fifo,samuray]"]) == 2
     assert "evaluation.baselines: unknown controller 'samuray'" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "imitation.teacher=sam2long:3"]) == 2
+    assert "imitation.teacher: teacher 'sam2long:3' searches whole videos" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "imitation.teacher_options={marginn: 0.1}"]) == 2
+    assert "imitation.teacher:" in (out := capsys.readouterr().out) and "marginn" in out
 
 
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:

@@ -321,6 +321,8 @@ def test_controllers_by_name() -> None:
         assert isinstance(make_controller(name), cls) and CONTROLLERS[name] is cls
     assert make_controller("samurai", kf_score_weight=0.25).kf_score_weight == 0.25
     assert Dam4SamController.max_anchors == 4
+    with pytest.raises(ValueError, match="oracle: margin must be >= 0"):
+        make_controller("oracle", margin=-0.1)
     with pytest.raises(RuntimeError, match="oracle: no ground truth.*bind_video"):
         make_controller("oracle").reset(1)
     with pytest.raises(ValueError, match="unknown controller 'x'") as error:
@@ -363,6 +365,10 @@ def test_oracle_never_scores_below_fifo_and_acts_legally(nano: Tracker) -> None:
         assert scores.isfinite().sum(dim=1).tolist() == [7, 7]  # discard and 6 slots; the prompt fills the anchor
         assert bool((scores[rows, step.action] >= scores[rows, fifo_action]).all())
         assert bool((scores[rows, step.action] >= scores.max(dim=1).values - 1e-9).all())
+        if t == 1:  # with a margin no win clears (scores are mean IoUs), the oracle is FIFO
+            strict = OracleController(nano, cache, truth, lookahead=3, margin=1.0)
+            strict.reset(2)
+            assert torch.equal(strict.act(step.prediction, step.candidate, bank), fifo_action)
         if t == 1:  # the objective: FIFO's score is SAM 2 itself tracked 3 frames on
             ious = []
             follow = bank.apply(step.candidate, fifo_action).push_pointer(step.candidate.obj_ptr, step.candidate.frame)

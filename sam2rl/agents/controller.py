@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from sam2rl.agents.checkpoint import read_agent_checkpoint
@@ -14,32 +15,44 @@ from sam2rl.envs.observation import observe
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["AgentController", "PerTrackAgents", "load_agent"]
+__all__ = ["AgentController", "ObservingController", "PerTrackAgents", "load_agent"]
 
 
-class AgentController(Controller):
-    """Greedy (most likely) action of a trained policy, from the same observation as in training."""
+class ObservingController(Controller):
+    """A controller that sees each frame as a policy sees it in training (`observe`), so what a
+    trained agent acts on and what a teacher's demonstrations record are the same features."""
 
-    name = "agent"
-
-    def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False,
-                 num_anchor: int = 1):
-        self.actor = actor.eval()
+    def __init__(self, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1):
         self.allow_discard = allow_discard
         self.allow_anchor = allow_anchor
-        self.max_anchors = num_anchor  # the observation layout it was trained on
+        self.max_anchors = num_anchor  # the observation layout a policy was trained on
         self._start: torch.Tensor | None = None
         self._end: torch.Tensor | None = None
 
     def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
         self._start, self._end = start_frame, num_frames
 
+    def observation(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> TensorDict:
+        """tokens, global, fifo_action, action_mask: the environment's observation of this frame."""
+        if self._start is None:
+            raise RuntimeError(f"{type(self).__name__}: begin_episode() must be called before act()")
+        mask = bank.action_mask(self.allow_discard, self.allow_anchor)
+        return observe(bank, candidate, prediction, candidate.frame, self._start, self._end, mask)
+
+
+class AgentController(ObservingController):
+    """Greedy (most likely) action of a trained policy, from the same observation as in training."""
+
+    name = "agent"
+
+    def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False,
+                 num_anchor: int = 1):
+        super().__init__(allow_discard, allow_anchor, num_anchor)
+        self.actor = actor.eval()
+
     @torch.no_grad()
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
-        if self._start is None:
-            raise RuntimeError("AgentController: begin_episode() must be called before act()")
-        mask = bank.action_mask(self.allow_discard, self.allow_anchor)
-        obs = observe(bank, candidate, prediction, candidate.frame, self._start, self._end, mask)
+        obs = self.observation(prediction, candidate, bank)
         with set_exploration_type(ExplorationType.DETERMINISTIC):
             return self.actor(obs)["action"]
 

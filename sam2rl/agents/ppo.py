@@ -38,6 +38,9 @@ class PPOSettings:
     lr: float = 3e-4
     lr_final_ratio: float = 0.1  # linear decay to lr * this over the run
     grad_clip: float = 1.0
+    critic_warmup: int = 0
+    """First iterations in which only the critic learns: a warm-started actor (`imitation`) is not
+    pushed around by advantages from a critic that has not seen its returns yet."""
 
 
 class PPOModule(L.LightningModule):
@@ -87,13 +90,16 @@ class PPOModule(L.LightningModule):
         with torch.no_grad():
             self.advantage(rollout)
         data = rollout.reshape(-1)
+        actor_weight = 0.0 if self.current_epoch < self.ppo.critic_warmup else 1.0
         stats: dict[str, list[torch.Tensor]] = {}
         for _ in range(self.ppo.epochs):
             order = torch.randperm(data.shape[0], device=data.device)
             for start in range(0, data.shape[0], self.ppo.minibatch_size):
                 minibatch = data[order[start:start + self.ppo.minibatch_size]]
                 out = self.loss(minibatch)
-                loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+                # critic only: the actor's terms weighted 0, not dropped, so DDP still sees a gradient for
+                # every parameter, and Adam (no moments yet) leaves the actor exactly as it is
+                loss = out["loss_critic"] + actor_weight * (out["loss_objective"] + out["loss_entropy"])
                 optimizer.zero_grad()
                 self.manual_backward(loss)
                 self.clip_gradients(optimizer, gradient_clip_val=self.ppo.grad_clip, gradient_clip_algorithm="norm")

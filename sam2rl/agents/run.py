@@ -19,6 +19,7 @@ from rich.console import Console
 from sam2rl.agents.checkpoint import write_agent_checkpoint
 from sam2rl.atomic import write_json
 from sam2rl.agents.controller import AgentController, PerTrackAgents, load_agent
+from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, imitate, record_demonstrations
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
 from sam2rl.agents.selection import KeepBestGreedy
@@ -101,6 +102,7 @@ class AgentRecipe:
     env: EnvSection = field(default_factory=EnvSection)
     reward: RewardConfig = field(default_factory=RewardConfig)
     agent: EncoderSettings = field(default_factory=EncoderSettings)
+    imitation: ImitationSettings = field(default_factory=ImitationSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
     trainer: TrainerSection = field(default_factory=TrainerSection)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
@@ -151,6 +153,9 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
               "num_recent": tracker.num_recent, "allow_discard": env_cfg.allow_discard, "allow_anchor": env_cfg.allow_anchor}
     torch.manual_seed(recipe.trainer.seed)
     actor, critic = make_actor_critic(layout["token_dim"], layout["global_dim"], num_anchor, tracker.num_recent, recipe.agent)
+    last = out / "checkpoints" / "last.ckpt"
+    if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
+        _warm_start(recipe, tracker, dataset, tracks, features, actor, out)
     module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
     t = recipe.trainer
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
@@ -167,7 +172,6 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
                         num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=[selection, checkpoints],
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
                         enable_model_summary=False, num_sanity_val_steps=0)
-    last = out / "checkpoints" / "last.ckpt"
     trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
     if trainer.is_global_zero:
         write_json(out / "selection.json", {"kept_iteration": selection.best_iteration,
@@ -179,6 +183,18 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
             "param_abs_checksum": float(params.double().abs().sum()),
             "rollout_checksum": module.rollout_checksum, "optimizer_steps": trainer.global_step})
     return actor, critic, layout, trainer.is_global_zero
+
+
+def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
+                features: dict[str, FeatureCache], actor: torch.nn.Module, out: Path) -> None:
+    """Clone `imitation.teacher`'s decisions on the training tracks into `actor` (see `sam2rl.agents.imitation`)."""
+    settings = recipe.imitation
+    began = time.time()
+    teacher = make_eval_controller(settings.teacher, **settings.teacher_options)
+    demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, recipe.env.allow_discard,
+                                           recipe.env.allow_anchor)
+    report = imitate(actor, demonstrations, settings, recipe.trainer.seed)
+    write_json(out / "imitation.json", {"teacher": settings.teacher, "minutes": (time.time() - began) / 60, **report})
 
 
 def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
@@ -203,11 +219,15 @@ def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
 
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
+    key = "evaluation.baselines"
     try:  # bad names fail before anything is written
         rules = [make_eval_controller(name) for name in baselines]
-    except ValueError as error:
+        if recipe.imitation.teacher is not None:
+            key = "imitation.teacher"
+            DemonstrationRecorder(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
+    except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         where = f"recipe {recipe_path}: " if recipe_path else ""
-        raise RecipeError(f"{where}evaluation.baselines: {error}") from error
+        raise RecipeError(f"{where}{key}: {error}") from error
     torch.set_num_threads(recipe.trainer.threads)
     out = Path(recipe.output.dir)
     out.mkdir(parents=True, exist_ok=True)

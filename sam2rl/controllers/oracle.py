@@ -41,7 +41,9 @@ class OracleController(Controller):
     (highest predicted IoU, FIFO), and takes the action with the best mean IoU between the
     predicted masks (`high_res_masks > 0`) and the ground truth at model resolution over frames
     t+1..t+lookahead (annotated frames before `num_frames` only; an empty prediction on an empty
-    ground truth scores 1). Ties, and frames with nothing left to look at, go to FIFO's action.
+    ground truth scores 1). Ties, and frames with nothing left to look at, go to FIFO's action;
+    so do wins of at most `margin` (a teacher whose departures from FIFO are clear wins, for
+    imitation across videos).
     The frame is read from `candidate.frame`. `last_scores` ([B, num_actions], -inf where
     illegal) keeps the look-ahead objective of the last decision.
 
@@ -54,9 +56,11 @@ class OracleController(Controller):
     def __init__(self, tracker: Tracker | None = None, features: FeatureCache | None = None,
                  gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int = 3,
                  num_frames: int | None = None, annotated: torch.Tensor | list[torch.Tensor] | None = None,
-                 allow_anchor: bool = True) -> None:
+                 allow_anchor: bool = True, margin: float = 0.0) -> None:
         if lookahead < 1:
             raise ValueError(f"oracle: lookahead must be >= 1, got {lookahead}")
+        if margin < 0:
+            raise ValueError(f"oracle: margin must be >= 0, got {margin}")
         self.tracker = tracker
         self.features = features
         groups = [] if gt_masks is None else [gt_masks] if isinstance(gt_masks, torch.Tensor) else list(gt_masks)
@@ -68,6 +72,7 @@ class OracleController(Controller):
         self.lookahead = int(lookahead)
         self.num_frames = num_frames
         self.allow_anchor = bool(allow_anchor)
+        self.margin = float(margin)
         self._next = 0
         self._gt: torch.Tensor | None = None
         self._annotated: torch.Tensor | None = None
@@ -152,5 +157,5 @@ class OracleController(Controller):
         best = score.max(dim=1).values
         fifo_cpu = fifo.cpu()
         fifo_score = score[torch.arange(batch), fifo_cpu]
-        choice = torch.where(fifo_score >= best - 1e-9, fifo_cpu, score.argmax(dim=1))
+        choice = torch.where(fifo_score >= best - max(self.margin, 1e-9), fifo_cpu, score.argmax(dim=1))
         return choice.to(device)
