@@ -9,7 +9,7 @@ import torch
 
 from sam2rl.agents import AgentController, EncoderSettings, make_actor_critic
 from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, imitate, record_demonstrations
-from sam2rl.controllers import Controller, OracleController
+from sam2rl.controllers import Controller, OracleController, make_controller
 from sam2rl.datasets import VideoDataset
 from sam2rl.envs.observation import GLOBAL_FEATURES
 from sam2rl.evaluation.tracking import PathwaySearch, track_video
@@ -74,6 +74,16 @@ def test_cloning_reproduces_the_teacher(setting) -> None:
     legal = demos["action_mask"].sum(-1).float()
     target = 0.7 + 0.3 / legal  # ...but other actions keep the probability smoothing gives them
     assert torch.allclose(teacher_p, target, atol=0.1), (teacher_p, target)
+
+
+def test_dagger_labels_the_states_the_student_visits(setting) -> None:
+    tracker, dataset, tracks, features = setting
+    own = record_demonstrations(tracker, dataset, tracks, features, DiscardEverything())
+    visited = record_demonstrations(tracker, dataset, tracks, features, DiscardEverything(), student=make_controller("fifo"))
+    assert bool((own["action"] == 0).all()) and bool((visited["action"] == 0).all())  # the teacher's labels
+    bank_fill = GLOBAL_FEATURES.index("bank_fill")
+    assert own["global"][:, bank_fill].max() == 0  # discarding everything never fills the bank...
+    assert visited["global"][-1, bank_fill] == 1  # ...FIFO, which drove the tracker, did
 
 
 def test_teachers_that_cannot_be_imitated_are_refused(setting) -> None:

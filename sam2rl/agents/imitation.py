@@ -39,6 +39,10 @@ class ImitationSettings:
     40-odd decisions get as many updates as a whole training split's."""
     lr: float = 1e-3
     minibatch_size: int = 64
+    rounds: int = 1
+    """DAgger rounds: after the first clone, the clone drives the tracker on the training tracks, the
+    teacher labels every frame it visits, and the policy is cloned again on all labels so far, so it
+    also knows what to do off the teacher's own trajectory."""
     label_smoothing: float = 0.0
     """Share of the target spread over all legal actions: the clone still takes the teacher's action
     greedily but keeps sampling others, so PPO after it still explores (0.3 with 8 actions gives
@@ -46,14 +50,17 @@ class ImitationSettings:
 
 
 class DemonstrationRecorder(ObservingController):
-    """Drives the tracker with `teacher` and keeps each frame's observation with the teacher's action."""
+    """Keeps each frame's observation with `teacher`'s action; the tracker follows the teacher, or
+    `student` when given (DAgger: the teacher labels the states the student visits)."""
 
-    def __init__(self, teacher: Controller, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1):
+    def __init__(self, teacher: Controller, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1,
+                 student: Controller | None = None):
         if callable(getattr(teacher, "track_video", None)):
             raise ValueError(f"teacher {teacher.name!r} searches whole videos instead of acting frame by frame; "
                              "it cannot be imitated step by step")
         super().__init__(allow_discard, allow_anchor, num_anchor)
         self.teacher = teacher
+        self.student = student
         self.name = f"demonstrations of {teacher.name}"
         self.steps: list[TensorDict] = []
 
@@ -68,6 +75,8 @@ class DemonstrationRecorder(ObservingController):
     def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
         super().begin_episode(start_frame, num_frames)
         self.teacher.begin_episode(start_frame, num_frames)
+        if self.student is not None:
+            self.student.begin_episode(start_frame, num_frames)
 
     def choose(self, prediction: Prediction, bank: MemoryBank) -> torch.Tensor:
         return self.teacher.choose(prediction, bank)
@@ -81,15 +90,16 @@ class DemonstrationRecorder(ObservingController):
                              "may not take (see env.allow_discard / env.allow_anchor)")
         obs["action"] = action.long()
         self.steps.append(obs.cpu())
-        return action
+        return action if self.student is None else self.student.act(prediction, candidate, bank)
 
 
 def record_demonstrations(tracker: Tracker, dataset: VideoDataset, tracks: Sequence[Track],
                           features: Mapping[str, FeatureCache], teacher: Controller, allow_discard: bool = True,
-                          allow_anchor: bool = False) -> TensorDict:
+                          allow_anchor: bool = False, student: Controller | None = None) -> TensorDict:
     """[N] observations (`tokens`, `global`, `fifo_action`, `action_mask`) and the teacher's `action`,
-    one row per decision on `tracks` (each tracked from its prompt frame to the end of its video)."""
-    recorder = DemonstrationRecorder(teacher, allow_discard, allow_anchor, tracker.settings.max_anchors)
+    one row per decision on `tracks` (each tracked from its prompt frame to the end of its video,
+    by the teacher, or by `student` with the teacher's labels)."""
+    recorder = DemonstrationRecorder(teacher, allow_discard, allow_anchor, tracker.settings.max_anchors, student)
     for name in sorted({t.sequence for t in tracks}):
         video, chosen = dataset[name], [t for t in tracks if t.sequence == name]
         recorder.bind_video(tracker, video, chosen, features[name])
@@ -140,7 +150,7 @@ def imitate(actor: torch.nn.Module, demonstrations: TensorDict, settings: Imitat
 
 @torch.no_grad()
 def _agreement(actor: torch.nn.Module, demonstrations: TensorDict, departs: torch.Tensor) -> dict[str, float]:
-    greedy = actor.get_dist(demonstrations).mode
+    greedy = actor.get_dist(demonstrations.copy()).mode  # a shallow copy: the actor writes its logits into it
     same = greedy == demonstrations["action"]
     return {"all": float(same.float().mean()),
             "where_teacher_departs": float(same[departs].float().mean()) if bool(departs.any()) else float("nan")}

@@ -190,11 +190,19 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     """Clone `imitation.teacher`'s decisions on the training tracks into `actor` (see `sam2rl.agents.imitation`)."""
     settings = recipe.imitation
     began = time.time()
+    env = recipe.env
     teacher = make_eval_controller(settings.teacher, **settings.teacher_options)
-    demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, recipe.env.allow_discard,
-                                           recipe.env.allow_anchor)
-    report = imitate(actor, demonstrations, settings, recipe.trainer.seed)
-    write_json(out / "imitation.json", {"teacher": settings.teacher, "minutes": (time.time() - began) / 60, **report})
+    demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
+                                           env.allow_anchor)
+    reports = [imitate(actor, demonstrations, settings, recipe.trainer.seed)]
+    for round_ in range(1, settings.rounds):  # DAgger: label the clone's own states, clone again on everything
+        student = AgentController(actor, env.allow_discard, env.allow_anchor, tracker.settings.max_anchors)
+        visited = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
+                                        env.allow_anchor, student)
+        demonstrations = torch.cat([demonstrations, visited])
+        reports.append(imitate(actor, demonstrations, settings, recipe.trainer.seed + round_))
+    write_json(out / "imitation.json", {"teacher": settings.teacher, "minutes": (time.time() - began) / 60,
+                                        **reports[-1], "rounds": reports})
 
 
 def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
