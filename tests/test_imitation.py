@@ -37,6 +37,14 @@ def setting():
     return tracker, dataset, tracks, features
 
 
+def small_actor(demos, tracker: Tracker) -> torch.nn.Module:
+    """A small policy for the demonstrations' observation layout, starting at FIFO's rule."""
+    torch.manual_seed(0)
+    actor, _ = make_actor_critic(demos["tokens"].shape[-1], len(GLOBAL_FEATURES), 1, tracker.num_recent,
+                                 EncoderSettings(width=32, layers=1, heads=2, fifo_prior=3.0))
+    return actor
+
+
 def test_demonstrations_are_the_teachers_own_run(setting) -> None:
     tracker, dataset, tracks, features = setting
     video = dataset[TRACK[0]]
@@ -53,9 +61,7 @@ def test_cloning_reproduces_the_teacher(setting) -> None:
     tracker, dataset, tracks, features = setting
     video = dataset[TRACK[0]]
     demos = record_demonstrations(tracker, dataset, tracks, features, DiscardEverything())
-    torch.manual_seed(0)
-    actor, _ = make_actor_critic(demos["tokens"].shape[-1], len(GLOBAL_FEATURES), 1, tracker.num_recent,
-                                 EncoderSettings(width=32, layers=1, heads=2, fifo_prior=3.0))
+    actor = small_actor(demos, tracker)
     report = imitate(actor, demos, ImitationSettings(steps=60, lr=3e-3, minibatch_size=8))
     assert report["teacher_departs_from_fifo"] == 1.0
     assert report["agreement_before"]["all"] == 0.0  # the prior starts at FIFO
@@ -64,9 +70,7 @@ def test_cloning_reproduces_the_teacher(setting) -> None:
     (cloned,) = track_video(tracker, video, AgentController(actor), tracks, features[TRACK[0]])
     assert bool((cloned.actions == 0).all())  # the clone drives the tracker as the teacher did
 
-    torch.manual_seed(0)
-    actor, _ = make_actor_critic(demos["tokens"].shape[-1], len(GLOBAL_FEATURES), 1, tracker.num_recent,
-                                 EncoderSettings(width=32, layers=1, heads=2, fifo_prior=3.0))
+    actor = small_actor(demos, tracker)
     report = imitate(actor, demos, ImitationSettings(steps=200, lr=3e-3, minibatch_size=8, label_smoothing=0.3))
     assert report["agreement_after"]["all"] == 1.0  # still the teacher's action greedily...
     with torch.no_grad():

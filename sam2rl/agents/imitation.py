@@ -106,7 +106,7 @@ def record_demonstrations(tracker: Tracker, dataset: VideoDataset, tracks: Seque
         track_video(tracker, video, recorder, chosen, features[name])
     if not recorder.steps:
         raise ValueError("record_demonstrations: the tracks have no frame after their prompt frame")
-    return torch.cat(recorder.steps).clone()  # out of inference mode, so it can feed autograd
+    return torch.cat(recorder.steps)  # concatenated outside inference mode: plain tensors that can feed autograd
 
 
 def imitate(actor: torch.nn.Module, demonstrations: TensorDict, settings: ImitationSettings,
