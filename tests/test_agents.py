@@ -101,7 +101,8 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")
     code = lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
                       "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", "imitation.teacher=oracle",
-                      "imitation.steps=2", "imitation.rounds=2", f"output.dir={out}"])
+                      "imitation.steps=2", "imitation.rounds=2", "imitation.improve_rounds=1",
+                      f"output.dir={out}"])
     assert code == 0
     return out
 
@@ -135,6 +136,9 @@ def test_overfit_recipe_scores_agents_against_the_baselines(overfit_run: Path) -
     warm = json.loads((overfit_run / "synth-medium-1000-000-1" / "imitation.json").read_text())
     assert warm["teacher"] == "oracle" and len(warm["loss"]) == 2  # 2 steps
     assert [r["decisions"] for r in warm["rounds"]] == [23, 46]  # 24 frames; DAgger adds the clone's own 23
+    (improved,) = warm["improvement_rounds"]  # the rollout-improved policy labels its own 23 frames
+    assert improved["decisions"] == 23 and 0 <= improved["greedy_quality"] <= 1
+    assert checks[0] == improved["greedy_quality"]  # PPO starts from the improved clone
 
 
 def test_agent_checkpoint_loads_as_a_controller_in_eval(overfit_run: Path, tmp_path: Path) -> None:

@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from sam2rl.controllers import (
-    CONTROLLERS, Dam4SamController, OracleController, RandomController, Sam2LongController, SamuraiController,
-    make_controller, track_video_sam2long,
+    CONTROLLERS, Controller, Dam4SamController, OracleController, RandomController, Sam2LongController, SamuraiController,
+    ScheduleSearch, make_controller, track_video_sam2long,
 )
+from sam2rl.controllers.oracle import ground_truth_masks
 from sam2rl.controllers.geometry import box_iou_inclusive, box_iou_samurai, largest_component, mask_to_box
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyxy_to_xyah
 from sam2rl.controllers.sam2long import select_pathways
 from sam2rl.datasets import VideoDataset
 from sam2rl.evaluation.tracking import track_video
-from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings
+from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings, resize_prompt_mask
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -380,6 +381,49 @@ def test_oracle_never_scores_below_fifo_and_acts_legally(nano: Tracker) -> None:
         bank = step.bank
 
 
+class NewestOnly(Controller):
+    """A stateless policy that keeps only the newest frame in recent memory (a continuation to improve on)."""
+
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        return torch.ones(candidate.batch_size[0], dtype=torch.long, device=candidate.frame.device)
+
+
+@torch.inference_mode()
+def test_oracle_with_a_continuation_is_one_step_of_policy_iteration(nano: Tracker) -> None:
+    torch.manual_seed(1)
+    frames = 8
+    cache = nano.encode_frames(torch.randn(frames, 3, 64, 64))
+    truth = torch.zeros(2, frames, 64, 64, dtype=torch.bool)
+    truth[0, :, 8:40, 20:50] = True
+    truth[1, :, 30:60, 4:30] = True
+    zeros, total, rows = torch.zeros(2, dtype=torch.long), torch.full((2,), frames), torch.arange(2)
+
+    def run(controller: Controller) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-frame IoU of frames 1.. and, for an oracle, its scores at the first decision."""
+        controller.reset(2)
+        controller.begin_episode(zeros, total)
+        _, bank = nano.start(cache.gather(zeros), truth[:, 0, None].float(), zeros)
+        ious, first = [], None
+        for t in range(1, frames):
+            step = nano.step(cache.gather(zeros + t), bank, zeros + t, total, controller.choose, controller.act)
+            ious.append(mean_iou(step.prediction.high_res_masks[rows, step.choice] > 0, truth[:, t]).double())
+            first = getattr(controller, "last_scores", None) if t == 1 else first
+            bank = step.bank
+        return torch.stack(ious), first
+
+    base, _ = run(NewestOnly())
+    improved, scores = run(OracleController(nano, cache, truth, lookahead=None, continuation=NewestOnly()))
+    # the continuation's own action is scored by its own run to the end of the video...
+    assert torch.allclose(scores[:, 1], base[1:].mean(0), atol=1e-6)
+    # ...so taking the best action at every frame never ends up below it (policy improvement)
+    assert bool((improved[1:].sum(0) >= base[1:].sum(0) - 1e-6).all()), (improved.sum(0), base.sum(0))
+    assert bool((improved[1:].sum(0) > base[1:].sum(0) + 1e-4).any())  # and here it does better (random weights:
+    # memory matters little)
+    fifo_to_the_end, _ = run(OracleController(nano, cache, truth, lookahead=None))
+    follow_fifo, _ = run(OracleController(nano, cache, truth, lookahead=None, continuation=make_controller("fifo")))
+    assert torch.equal(fifo_to_the_end, follow_fifo)  # SAM 2's own rule is the default continuation
+
+
 @pytest.fixture(scope="module")
 def clip(blackswan_clip: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("clip6")
@@ -425,3 +469,41 @@ def test_sam2long_pathways_track_a_video(nano: Tracker, clip, clip_features) -> 
         # one pathway is the P = 1 controller through track_video
         assert torch.equal(one.masks, ref.masks) and torch.equal(one.actions, ref.actions)
         assert torch.equal(one.bank_frames, ref.bank_frames)
+
+
+@torch.inference_mode()
+def test_schedule_search_beats_its_starting_points_and_plays_its_schedule_back(nano: Tracker, clip, clip_features) -> None:
+    tracks = clip.tracks()
+    truth, annotated = ground_truth_masks(clip, tracks, nano.image_size)
+    prompts = resize_prompt_mask(torch.stack([torch.from_numpy(clip.object_mask(0, t.object_id)) for t in tracks]),
+                                 nano.image_size)
+    batch = len(tracks)
+    zeros, total, rows = torch.zeros(batch, dtype=torch.long), torch.full((batch,), FRAMES), torch.arange(batch)
+
+    def tracked(controller: Controller) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean IoU over the frames after the prompt at model resolution [B], actions [B, FRAMES - 1])."""
+        controller.reset(batch)
+        controller.begin_episode(zeros, total)
+        _, bank = nano.start(clip_features.gather(zeros), prompts, zeros)
+        ious, actions = [], []
+        for t in range(1, FRAMES):
+            step = nano.step(clip_features.gather(zeros + t), bank, zeros + t, total, controller.choose, controller.act)
+            ious.append(mean_iou(step.prediction.high_res_masks[rows, step.choice] > 0, truth[:, t]).double())
+            actions.append(step.action)
+            bank = step.bank
+        return torch.stack(ious).mean(0), torch.stack(actions, dim=1)
+
+    search = ScheduleSearch(population=6, generations=3).bind_video(nano, clip, features=clip_features)
+    (best,) = search.best_scores
+    fifo, _ = tracked(make_controller("fifo"))
+    oracle, _ = tracked(OracleController.for_video(nano, clip, features=clip_features, allow_anchor=False))
+    assert bool((best >= torch.maximum(fifo, oracle) - 1e-6).all())  # both start the pool; the best is kept
+    replayed, actions = tracked(search)
+    assert torch.allclose(replayed, best, atol=1e-4)  # playing the schedule back tracks as the search did
+    (run,) = track_video(nano, clip, search, features=clip_features)
+    assert torch.equal(run.actions, actions[0])
+    assert bool(((actions >= 0) & (actions <= nano.num_recent)).all())  # discard or write a slot, never an anchor
+    longer = ScheduleSearch(population=6, generations=6).bind_video(nano, clip, features=clip_features)
+    assert bool((longer.best_scores[0] >= best).all())  # the same first generations, then more: elitism
+    with pytest.raises(ValueError, match="search: population, generations"):
+        ScheduleSearch(generations=0)

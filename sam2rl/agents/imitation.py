@@ -43,6 +43,12 @@ class ImitationSettings:
     """DAgger rounds: after the first clone, the clone drives the tracker on the training tracks, the
     teacher labels every frame it visits, and the policy is cloned again on all labels so far, so it
     also knows what to do off the teacher's own trajectory."""
+    improve_rounds: int = 0
+    """Rounds of policy iteration by rollouts after the clone: the oracle scores every action at
+    every frame by following the current policy to the end of the video (`OracleController` with
+    `lookahead=None` and the policy as `continuation`), and the policy is cloned from that run,
+    which is at least as good as the policy's own (expert iteration with an exact, if costly,
+    expert). Stops early once the policy agrees with it everywhere."""
     label_smoothing: float = 0.0
     """Share of the target spread over all legal actions: the clone still takes the teacher's action
     greedily but keeps sampling others, so PPO after it still explores (0.3 with 8 actions gives

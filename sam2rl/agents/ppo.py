@@ -41,6 +41,10 @@ class PPOSettings:
     critic_warmup: int = 0
     """First iterations in which only the critic learns: a warm-started actor (`imitation`) is not
     pushed around by advantages from a critic that has not seen its returns yet."""
+    self_imitation: bool = False
+    """At each greedy check, clone the best whole episode sampled so far on each track (with the
+    `imitation` section's steps and lr) and go on from the clone when its greedy run scores higher
+    (`sam2rl.agents.self_imitation`; episodes must be whole tracks: `env.window: null`)."""
 
 
 class PPOModule(L.LightningModule):
@@ -64,6 +68,7 @@ class PPOModule(L.LightningModule):
                                 critic_coeff=ppo.critic_coeff, normalize_advantage=True)
         self._collector: Collector | None = None
         self.rollout_checksum = 0.0  # of the last rollout: differs between ranks (own seeds)
+        self.last_rollout: TensorDictBase | None = None  # for callbacks that learn from it (`SelfImitation`)
         self._batches = None
 
     # -- rollouts ------------------------------------------------------------------------------
@@ -87,6 +92,7 @@ class PPOModule(L.LightningModule):
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
         rollout = self._rollout()
+        self.last_rollout = rollout
         with torch.no_grad():
             self.advantage(rollout)
         data = rollout.reshape(-1)

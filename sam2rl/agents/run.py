@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, im
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
 from sam2rl.agents.selection import KeepBestGreedy
+from sam2rl.agents.self_imitation import SelfImitation
 from sam2rl.controllers import Controller
+from sam2rl.controllers.oracle import OracleController
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
 from sam2rl.envs.observation import GLOBAL_FEATURES
@@ -154,12 +157,6 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
     torch.manual_seed(recipe.trainer.seed)
     actor, critic = make_actor_critic(layout["token_dim"], layout["global_dim"], num_anchor, tracker.num_recent, recipe.agent)
     last = out / "checkpoints" / "last.ckpt"
-    if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
-        _warm_start(recipe, tracker, dataset, tracks, features, actor, out)
-    module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
-    t = recipe.trainer
-    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
-                                  every_n_epochs=recipe.trainer.checkpoint_every)
 
     def greedy_quality(policy: torch.nn.Module) -> float:
         controller = AgentController(policy, env_cfg.allow_discard, env_cfg.allow_anchor, num_anchor)
@@ -167,15 +164,28 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
                            features=features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
+    if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
+        _warm_start(recipe, tracker, dataset, tracks, features, actor, out, greedy_quality)
+    module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
+    t = recipe.trainer
+    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
+                                  every_n_epochs=recipe.trainer.checkpoint_every)
+
     selection = KeepBestGreedy(greedy_quality, t.select_every)
+    callbacks: list[L.Callback] = [selection, checkpoints]
+    if recipe.ppo.self_imitation:  # after the greedy check it competes with
+        callbacks.insert(1, SelfImitation(selection, recipe.imitation, t.seed))
     trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=[selection, checkpoints],
+                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=callbacks,
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
                         enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
     if trainer.is_global_zero:
-        write_json(out / "selection.json", {"kept_iteration": selection.best_iteration,
-                                            "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]})
+        report = {"kept_iteration": selection.best_iteration,
+                  "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]}
+        if recipe.ppo.self_imitation:
+            report["self_imitation"] = callbacks[1].history
+        write_json(out / "selection.json", report)
     if trainer.world_size > 1:  # DDP diagnostics: weights must agree, rollouts must not
         params = torch.cat([p.detach().flatten().cpu() for p in actor.parameters()])
         write_json(out / f"rank-{trainer.global_rank}.json", {
@@ -186,31 +196,47 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
 
 
 def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
-                features: dict[str, FeatureCache], actor: torch.nn.Module, out: Path) -> None:
-    """Clone `imitation.teacher`'s decisions on the training tracks into `actor` (see `sam2rl.agents.imitation`)."""
+                features: dict[str, FeatureCache], actor: torch.nn.Module, out: Path,
+                greedy_quality: Callable[[torch.nn.Module], float]) -> None:
+    """Clone `imitation.teacher`'s decisions on the training tracks into `actor`, then improve the
+    clone by rollouts (see `sam2rl.agents.imitation`)."""
     settings = recipe.imitation
     began = time.time()
     env = recipe.env
+
+    def policy() -> AgentController:
+        return AgentController(actor, env.allow_discard, env.allow_anchor, tracker.settings.max_anchors)
+
     teacher = make_eval_controller(settings.teacher, **settings.teacher_options)
     demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
                                            env.allow_anchor)
     reports = [imitate(actor, demonstrations, settings, recipe.trainer.seed)]
     for round_ in range(1, settings.rounds):  # DAgger: label the clone's own states, clone again on everything
-        student = AgentController(actor, env.allow_discard, env.allow_anchor, tracker.settings.max_anchors)
         visited = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
-                                        env.allow_anchor, student)
+                                        env.allow_anchor, policy())
         demonstrations = torch.cat([demonstrations, visited])
         reports.append(imitate(actor, demonstrations, settings, recipe.trainer.seed + round_))
+    reports[-1]["greedy_quality"] = greedy_quality(actor)
+    improvements = []
+    for round_ in range(settings.improve_rounds):  # policy iteration: clone the rollout-improved policy
+        improved = OracleController(lookahead=None, continuation=policy())
+        demonstrations = record_demonstrations(tracker, dataset, tracks, features, improved, env.allow_discard,
+                                               env.allow_anchor)
+        report = imitate(actor, demonstrations, settings, recipe.trainer.seed + settings.rounds + round_)
+        improvements.append({**report, "greedy_quality": greedy_quality(actor)})
+        if report["agreement_before"]["all"] == 1.0:  # the policy already takes the improved action everywhere
+            break
     write_json(out / "imitation.json", {"teacher": settings.teacher, "minutes": (time.time() - began) / 60,
-                                        **reports[-1], "rounds": reports})
+                                        **reports[-1], "rounds": reports, "improvement_rounds": improvements})
 
 
-def _headline(results: dict, agent: str, baselines: list[str]) -> dict:
+def _headline(results: dict, agent: str, baselines: list[Controller]) -> dict:
     """The SAM2RL comparison: the agent's relative gain over FIFO against the best heuristic's
-    (the oracle is an upper bound, not a heuristic), and on how many tracks the agent beats FIFO."""
+    (references that read the ground truth are upper bounds, not heuristics), and on how many
+    tracks the agent beats FIFO."""
     controllers = results["controllers"]
     gains = {name: controllers[name]["overall"]["gain_over_fifo"] for name in controllers}
-    heuristics = [name for name in baselines if name not in ("fifo", "oracle", "random")]
+    heuristics = [rule.name for rule in baselines if not rule.reads_ground_truth and rule.name not in ("fifo", "random")]
     best = max(heuristics, key=lambda name: gains[name]) if heuristics else None
     fifo = {(r["sequence"], r["object_id"]): r["quality"] for r in controllers["fifo"]["tracks"]}
     tracks = [{"track": f"{r['sequence']}:{r['object_id']}", "fifo": fifo[(r["sequence"], r["object_id"])],
@@ -236,6 +262,10 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         where = f"recipe {recipe_path}: " if recipe_path else ""
         raise RecipeError(f"{where}{key}: {error}") from error
+    if recipe.ppo.self_imitation and recipe.env.window is not None:
+        where = f"recipe {recipe_path}: " if recipe_path else ""
+        raise RecipeError(f"{where}ppo.self_imitation clones whole-track episodes; it needs env.window: null "
+                          f"(got {recipe.env.window})")
     torch.set_num_threads(recipe.trainer.threads)
     out = Path(recipe.output.dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +313,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             for name, _ in jobs if (out / name / "selection.json").is_file()}
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
-               **_headline(results, agent.name, baselines), "kept_iteration": kept}
+               **_headline(results, agent.name, rules), "kept_iteration": kept}
     write_json(out / "results.json", results)
     write_csv(out / "scores.csv", results)
     write_json(out / "summary.json", summary)

@@ -43,10 +43,15 @@ class KeepBestGreedy(Callback):
     def _check(self, module: PPOModule, iterations_done: int) -> None:
         value = float(self.score(module.actor))
         module.actor.train()
+        self.offer(module.actor, iterations_done, value)
+
+    def offer(self, actor: torch.nn.Module, iterations_done: int, value: float) -> None:
+        """Record `actor`'s greedy score `value` and keep its weights if it is the best so far (other
+        candidates than PPO's own iterate come in here, e.g. `SelfImitation`'s clones)."""
         self.history.append((iterations_done, value))
-        if value > self.best_score:  # strictly: ties keep the earlier iterate
+        if value > self.best_score:  # strictly: ties keep the earlier candidate
             self.best_iteration, self.best_score = iterations_done, value
-            self.best_state = copy.deepcopy(module.actor.state_dict())
+            self.best_state = copy.deepcopy(actor.state_dict())
 
     def on_train_start(self, trainer: L.Trainer, module: PPOModule) -> None:
         if not self.history:

@@ -7,8 +7,9 @@ from sam2rl.controllers.oracle import OracleController
 from sam2rl.controllers.random_actions import RandomController
 from sam2rl.controllers.sam2long import Sam2LongController, track_video_sam2long
 from sam2rl.controllers.samurai import SamuraiController
+from sam2rl.controllers.search import ScheduleSearch
 
 __all__ = [
     "CONTROLLERS", "Controller", "Dam4SamController", "FifoController", "OracleController", "RandomController",
-    "Sam2LongController", "SamuraiController", "make_controller", "register_controller", "track_video_sam2long",
+    "Sam2LongController", "SamuraiController", "ScheduleSearch", "make_controller", "register_controller", "track_video_sam2long",
 ]

@@ -23,6 +23,8 @@ class Controller:
     name = "controller"
     max_anchors = 1
     """Anchor slots this rule may use (the tracker's bank must have at least as many)."""
+    reads_ground_truth = False
+    """True for references that look at the ground truth (oracle, search): not rules for unseen video."""
 
     def reset(self, batch_size: int) -> None:
         """Forget per-episode state; called before the prompt frame of B new tracks."""

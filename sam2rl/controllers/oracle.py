@@ -1,4 +1,4 @@
-"""A greedy ground-truth oracle: the best action by a short look-ahead, an upper reference."""
+"""A greedy ground-truth oracle: the best action by a look-ahead, an upper reference and a teacher."""
 
 from __future__ import annotations
 
@@ -37,13 +37,20 @@ class OracleController(Controller):
     from the literature).
 
     At each frame t it tries every legal action of every track (the B tracks expanded to
-    B * num_actions rows of one batch), tracks `lookahead` (3) frames ahead with SAM 2's own rule
-    (highest predicted IoU, FIFO), and takes the action with the best mean IoU between the
-    predicted masks (`high_res_masks > 0`) and the ground truth at model resolution over frames
-    t+1..t+lookahead (annotated frames before `num_frames` only; an empty prediction on an empty
-    ground truth scores 1). Ties, and frames with nothing left to look at, go to FIFO's action;
-    so do wins of at most `margin` (a teacher whose departures from FIFO are clear wins, for
+    B * num_actions rows of one batch), tracks `lookahead` (3; None: to the end of the video)
+    frames ahead with SAM 2's own rule (highest predicted IoU, FIFO) or with `continuation`, and
+    takes the action with the best mean IoU between the predicted masks (`high_res_masks > 0`)
+    and the ground truth at model resolution over frames t+1..t+lookahead (annotated frames
+    before `num_frames` only; an empty prediction on an empty ground truth scores 1). Ties, and
+    frames with nothing left to look at, go to the default action: FIFO's, or `continuation`'s
+    own; so do wins of at most `margin` (a teacher whose departures from FIFO are clear wins, for
     imitation across videos).
+
+    With a `continuation` policy pi and `lookahead=None` this is one step of policy iteration by
+    rollouts: every action is scored by following pi to the end, so the oracle's run is at least
+    as good as pi's own on the same track (the tracker is deterministic). The continuation must
+    keep no per-episode state (a trained agent does not): each look-ahead only calls its
+    `begin_episode` with the rows' episode starts.
     The frame is read from `candidate.frame`. `last_scores` ([B, num_actions], -inf where
     illegal) keeps the look-ahead objective of the last decision.
 
@@ -53,11 +60,13 @@ class OracleController(Controller):
     size) for one batch of B tracks. The ground truth costs T * S^2 bytes per track.
     """
 
+    reads_ground_truth = True
+
     def __init__(self, tracker: Tracker | None = None, features: FeatureCache | None = None,
-                 gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int = 3,
+                 gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int | None = 3,
                  num_frames: int | None = None, annotated: torch.Tensor | list[torch.Tensor] | None = None,
-                 allow_anchor: bool = True, margin: float = 0.0) -> None:
-        if lookahead < 1:
+                 allow_anchor: bool = True, margin: float = 0.0, continuation: Controller | None = None) -> None:
+        if lookahead is not None and lookahead < 1:
             raise ValueError(f"oracle: lookahead must be >= 1, got {lookahead}")
         if margin < 0:
             raise ValueError(f"oracle: margin must be >= 0, got {margin}")
@@ -69,10 +78,12 @@ class OracleController(Controller):
         else:
             marks = [annotated] if isinstance(annotated, torch.Tensor) else list(annotated)
         self.groups = list(zip(groups, marks))
-        self.lookahead = int(lookahead)
+        self.lookahead = lookahead
         self.num_frames = num_frames
         self.allow_anchor = bool(allow_anchor)
         self.margin = float(margin)
+        self.continuation = continuation
+        self._start: torch.Tensor | None = None
         self._next = 0
         self._gt: torch.Tensor | None = None
         self._annotated: torch.Tensor | None = None
@@ -110,6 +121,9 @@ class OracleController(Controller):
             raise ValueError(f"oracle: ground truth for {gt.shape[0]} tracks, but a batch of {batch_size} started")
         self._gt, self._annotated = gt, annotated
 
+    def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
+        self._start = start_frame  # the continuation's episodes start where the real ones did
+
     @torch.inference_mode()
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         if self._gt is None:
@@ -121,11 +135,18 @@ class OracleController(Controller):
         device = candidate.frame.device
         num_frames = features.num_frames if self.num_frames is None else self.num_frames
         legal = bank.action_mask(allow_anchor=self.allow_anchor)
-        fifo = bank.fifo_action()
+        follow = self.continuation
+        if follow is None:
+            default, choose, act = bank.fifo_action(), None, None
+        else:
+            if self._start is None:
+                raise RuntimeError("oracle: begin_episode() must be called before act() when it has a continuation")
+            follow.begin_episode(self._start, torch.full_like(self._start, num_frames))
+            default, choose, act = follow.act(prediction, candidate, bank), follow.choose, follow.act
 
         rows = torch.arange(batch, device=device).repeat_interleave(num_actions)
         actions = torch.arange(num_actions, device=device).repeat(batch)
-        actions = torch.where(legal.flatten(), actions, fifo[rows])  # illegal rows: scored -inf below
+        actions = torch.where(legal.flatten(), actions, default[rows])  # illegal rows: scored -inf below
         expanded = candidate[rows]
         trial = bank[rows].apply(expanded, actions).push_pointer(expanded.obj_ptr, expanded.frame)
         start = candidate.frame[rows]
@@ -133,13 +154,16 @@ class OracleController(Controller):
         gt_rows = rows.cpu()
         iou_sum = torch.zeros(rows.shape[0], dtype=torch.float64)
         seen = torch.zeros(rows.shape[0], dtype=torch.float64)
-        for k in range(1, self.lookahead + 1):
+        if follow is not None:
+            follow.begin_episode(self._start[rows], total)
+        horizon = num_frames if self.lookahead is None else self.lookahead
+        for k in range(1, horizon + 1):
             frame = start + k
             inside = frame < num_frames
             if not bool(inside.any()):
                 break
             frame = frame.clamp(max=num_frames - 1)
-            step = tracker.step(features.gather(frame), trial, frame, total)
+            step = tracker.step(features.gather(frame), trial, frame, total, choose, act)
             trial = step.bank
             rows_all = torch.arange(rows.shape[0], device=device)
             predicted = (step.prediction.high_res_masks[rows_all, step.choice] > 0).cpu()
@@ -155,7 +179,7 @@ class OracleController(Controller):
         score = score.masked_fill(~legal.cpu(), float("-inf"))
         self.last_scores = score
         best = score.max(dim=1).values
-        fifo_cpu = fifo.cpu()
-        fifo_score = score[torch.arange(batch), fifo_cpu]
-        choice = torch.where(fifo_score >= best - max(self.margin, 1e-9), fifo_cpu, score.argmax(dim=1))
+        default_cpu = default.cpu()
+        default_score = score[torch.arange(batch), default_cpu]
+        choice = torch.where(default_score >= best - max(self.margin, 1e-9), default_cpu, score.argmax(dim=1))
         return choice.to(device)

@@ -60,7 +60,8 @@ class SAM2MemoryEnv(EnvBase):
         fifo_action [B, R + 2]      SAM 2's own action (fill the first empty slot, else evict the
                                     oldest), one-hot: a prior a policy can start from.
         action_mask [B, R + 2]      legal actions.
-        info/iou, info/frame        IoU of the new prediction (for logging; not for policies);
+        info/iou, info/frame        IoU of the new prediction (for logging; not for policies),
+                                    its frame, and the episode's track (index into `tracks`);
         info/fifo_iou               with `track_reference`: FIFO's IoU on the same frame.
     Action: `Categorical(R + 2)`: 0 discard the candidate, k write it into recent slot k-1,
         R + 1 add it as an anchor (see `sam2rl.tracker.bank`).
@@ -119,6 +120,7 @@ class SAM2MemoryEnv(EnvBase):
         n_actions = bank.num_actions
         info = Composite(iou=Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device),
                          frame=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
+                         track=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
                          shape=(batch,), device=self.device)
         if self.episode.track_reference:
             info["fifo_iou"] = Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device)
@@ -272,7 +274,8 @@ class SAM2MemoryEnv(EnvBase):
 
     def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None) -> TensorDict:
         ones = torch.ones(self.batch_size[0], device=self.device)
-        info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone()}
+        info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone(),
+                "track": self._track[:, None].clone()}
         if self.episode.track_reference:
             info["fifo_iou"] = (ones if fifo_iou is None else fifo_iou)[:, None].float()
         return TensorDict(info, batch_size=self.batch_size)

@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--controllers", default="fifo",
                         help="comma-separated controller names: fifo, samurai, dam4sam, sam2long (SAM2Long, one "
                              "pathway), sam2long:P (SAM2Long's memory-tree search with P pathways, e.g. sam2long:3), "
-                             "oracle, random, agent:PATH (a trained agent) or a dotted path to a Controller class "
-                             "(default: fifo)")
+                             "oracle, search (ground-truth search over memory schedules), random, agent:PATH (a "
+                             "trained agent) or a dotted path to a Controller class (default: fifo)")
     parser.add_argument("--skip-first", type=int, default=7, help="frames skipped by the tracking-quality mean")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")

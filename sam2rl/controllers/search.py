@@ -1,0 +1,171 @@
+"""Ground-truth search over whole memory schedules: an upper reference and a teacher for per-video agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import groupby
+
+import torch
+
+from sam2rl.controllers.base import Controller, register_controller
+from sam2rl.controllers.oracle import OracleController, ground_truth_masks
+from sam2rl.datasets import Track, VideoSequence
+from sam2rl.evaluation.metrics import iou as mask_iou
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
+
+__all__ = ["ScheduleSearch"]
+
+Plan = Callable[[int, Prediction, Memories, MemoryBank], torch.Tensor]
+
+
+@register_controller("search")
+class ScheduleSearch(Controller):
+    """Evolutionary search, on the ground truth, for the sequence of bank actions that tracks each
+    track best; then plays it back (an upper reference, not a method from the literature).
+
+    The tracker is deterministic, so on one video a memory rule is fully described by the actions
+    it takes, frame after frame (its schedule). `bind_video` searches the schedules of the bound
+    tracks: the pool starts with SAM 2's own (FIFO) and the look-ahead oracle's; each of
+    `generations` rounds mutates `population` children from the `elite` best schedules of each
+    track (half of them: 1..`mutations` decisions set to a random action; the other half: one
+    random action over a random stretch of frames; actions are discard, if `allow_discard`, or
+    write a slot, never an anchor), tracks all of
+    them as one batch from the prompt frame, and keeps the `elite` best per track. A schedule's
+    score is the mean IoU over the frames after the prompt, at model resolution (as the oracle's;
+    an empty prediction on an empty ground truth scores 1). Schedules are kept as played: a write
+    into an empty slot becomes a write into the first empty slot, which holds the same memories. So the result is never below the
+    oracle's run, and unlike the oracle it finds combinations of decisions whose payoff comes
+    many frames later. Greedy look-ahead and per-frame policy improvement stop at single changes.
+
+    Cost: `generations * population` whole-track runs per prompt frame (batched), once per
+    `bind_video`. `act` plays the best schedule back; `best_scores` keeps its score per track,
+    in `track_video`'s batch order.
+    """
+
+    reads_ground_truth = True
+
+    def __init__(self, *, population: int = 32, generations: int = 20, elite: int = 4, mutations: int = 3,
+                 allow_discard: bool = True, seed: int = 0) -> None:
+        if min(population, generations, elite, mutations) < 1:
+            raise ValueError(f"search: population, generations, elite and mutations must be >= 1, got "
+                             f"{population}, {generations}, {elite}, {mutations}")
+        self.population = int(population)
+        self.generations = int(generations)
+        self.elite = int(elite)
+        self.mutations = int(mutations)
+        self.allow_discard = bool(allow_discard)
+        self.seed = int(seed)
+        self._schedules: list[tuple[int, torch.Tensor]] = []  # (prompt frame, [B, T - 1 - prompt]) per batch
+        self._next = 0
+        self._plan: tuple[int, torch.Tensor] | None = None
+        self.best_scores: list[torch.Tensor] = []
+
+    def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
+                   features: FeatureCache | None = None) -> ScheduleSearch:
+        tracks = video.tracks() if tracks is None else tracks
+        features = tracker.video_features(video) if features is None else features
+        self._schedules, self.best_scores, self._next, self._plan = [], [], 0, None
+        generator = torch.Generator().manual_seed(self.seed)
+        for start, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
+            group = list(group)
+            schedule, score = self._search(tracker, video, group, features, generator)
+            self._schedules.append((start, schedule))
+            self.best_scores.append(score)
+        return self
+
+    def reset(self, batch_size: int) -> None:
+        if not self._schedules:
+            raise RuntimeError("search: no schedules; call bind_video(tracker, video) first")
+        if self._next >= len(self._schedules):
+            self._next = 0  # a new run over the same video
+        start, schedule = self._schedules[self._next]
+        self._next += 1
+        if schedule.shape[0] != batch_size:
+            raise ValueError(f"search: schedules for {schedule.shape[0]} tracks, but a batch of {batch_size} started")
+        self._plan = (start, schedule)
+
+    def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        if self._plan is None:
+            raise RuntimeError("search: reset() must be called before act()")
+        start, schedule = self._plan
+        return schedule[:, int(candidate.frame[0]) - start - 1].to(candidate.frame.device)
+
+    # -- the search ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _search(self, tracker: Tracker, video: VideoSequence, group: list[Track], features: FeatureCache,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best schedule [B, L] and its score [B] for tracks prompted on the same frame."""
+        start, batch, size = group[0].prompt_frame, len(group), tracker.image_size
+        length = video.num_frames - 1 - start
+        if length < 1:
+            return torch.zeros(batch, 0, dtype=torch.long), torch.ones(batch)
+        truth, annotated = ground_truth_masks(video, group, size)
+        prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group])
+        prompts = resize_prompt_mask(prompts, size)
+
+        def run(plan: Plan | None, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Track `copies` x B rows from the prompt; (score [copies, B], actions [copies, B, L])."""
+            rows = torch.arange(batch).repeat(copies)
+            frame = torch.full((rows.shape[0],), start, dtype=torch.long, device=tracker.device)
+            total = torch.full_like(frame, video.num_frames)
+            _, bank = tracker.start(features.gather(frame), prompts[rows].to(tracker.device), frame)
+            iou_sum = torch.zeros(rows.shape[0], dtype=torch.float64)
+            seen = torch.zeros(rows.shape[0], dtype=torch.float64)
+            taken = []
+            for k in range(length):
+                frame = frame + 1
+                act = None if plan is None else (lambda p, c, b, k=k: _canonical(plan(k, p, c, b), b))
+                step = tracker.step(features.gather(frame), bank, frame, total, act=act)
+                predicted = (step.prediction.high_res_masks[torch.arange(rows.shape[0]), step.choice] > 0).cpu()
+                t = start + k + 1
+                iou = mask_iou(predicted, truth[rows, t]).double()
+                iou_sum += torch.where(annotated[rows, t], iou, torch.zeros_like(iou))
+                seen += annotated[rows, t].double()
+                taken.append(step.action.cpu())
+                bank = step.bank
+            score = (iou_sum / seen.clamp(min=1)).view(copies, batch)
+            return score, torch.stack(taken, dim=1).view(copies, batch, length)
+
+        oracle = OracleController(tracker, features, truth, num_frames=video.num_frames, annotated=annotated,
+                                  allow_anchor=False)
+        oracle.reset(batch)
+        oracle.begin_episode(torch.full((batch,), start), torch.full((batch,), video.num_frames))
+        scores, pool = zip(run(None, 1), run(lambda k, p, c, b: oracle.act(p, c, b), 1))
+        scores, pool = torch.cat(scores), torch.cat(pool)  # [2, B], [2, B, L]
+        num_recent = tracker.num_recent
+        columns = torch.arange(batch)
+        for _ in range(self.generations):
+            keep = min(self.elite, pool.shape[0])
+            best = scores.topk(keep, dim=0).indices  # [keep, B]
+            parents = best[torch.randint(keep, (self.population, batch), generator=generator), columns]
+            children = pool[parents, columns].clone()  # [P, B, L]
+            shape = (self.population, batch, 1)
+            lowest = 0 if self.allow_discard else 1
+            # half the children: 1..mutations decisions changed at random
+            where = torch.randint(length, (*shape[:2], self.mutations), generator=generator)
+            what = torch.randint(lowest, num_recent + 1, (*shape[:2], self.mutations), generator=generator)
+            count = torch.randint(1, self.mutations + 1, shape, generator=generator)
+            used = torch.arange(self.mutations) < count
+            points = children.scatter(2, torch.where(used, where, where[..., :1]), torch.where(used, what, what[..., :1]))
+            # the other half: one action over a stretch of frames (e.g. discard everything through an
+            # occlusion, keeping the memories from before it), which single changes rarely reach
+            first = torch.randint(length, shape, generator=generator)
+            last = first + torch.randint(1, length + 1, shape, generator=generator)
+            frames = torch.arange(length)
+            stretch = torch.where((frames >= first) & (frames < last),
+                                  torch.randint(lowest, num_recent + 1, shape, generator=generator), children)
+            children = torch.where(torch.rand(shape, generator=generator) < 0.5, points, stretch)
+            flat = children.view(-1, length)
+            child_scores, children = run(lambda k, p, c, b: flat[:, k].to(c.frame.device), self.population)
+            scores, pool = torch.cat([scores[best, columns], child_scores]), torch.cat([pool[best, columns], children])
+        winner = scores.argmax(dim=0)
+        return pool[winner, columns], scores[winner, columns]
+
+
+def _canonical(action: torch.Tensor, bank: MemoryBank) -> torch.Tensor:
+    """A write into an empty slot goes to the first empty one (SAM 2's fill order): the bank holds the
+    same memories either way, and a policy that sees empty slots as alike can then take the action."""
+    slot = (action - 1).clamp(0, bank.num_recent - 1)
+    into_empty = (action >= 1) & (action <= bank.num_recent) & ~bank.recent.valid.gather(1, slot[:, None])[:, 0]
+    return torch.where(into_empty, bank.fifo_action(), action)
