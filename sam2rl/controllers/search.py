@@ -27,15 +27,13 @@ class ScheduleSearch(Controller):
     it takes, frame after frame (its schedule). `bind_video` searches the schedules of the bound
     tracks: the pool starts with SAM 2's own (FIFO) and the look-ahead oracle's; each of
     `generations` rounds mutates `population` children from the `elite` best schedules of each
-    track (half of them: 1..`mutations` decisions set to a random action; the other half: one
-    random action over a random stretch of frames; actions are discard, if `allow_discard`, or
-    write a slot, never an anchor), tracks all of
-    them as one batch from the prompt frame, and keeps the `elite` best per track. A schedule's
-    score is the mean IoU over the frames after the prompt, at model resolution (as the oracle's;
-    an empty prediction on an empty ground truth scores 1). Schedules are kept as played: a write
-    into an empty slot becomes a write into the first empty slot, which holds the same memories. So the result is never below the
-    oracle's run, and unlike the oracle it finds combinations of decisions whose payoff comes
-    many frames later. Greedy look-ahead and per-frame policy improvement stop at single changes.
+    track (`_mutate`), tracks all of them as one batch from the prompt frame, and keeps the
+    `elite` best per track. A schedule's score is the mean IoU over the frames after the prompt,
+    at model resolution (as the oracle's; an empty prediction on an empty ground truth scores 1).
+    Schedules are kept as played: a write into an empty slot becomes a write into the first empty
+    slot, which holds the same memories. So the result is never below the oracle's run, and unlike
+    the oracle it finds combinations of decisions whose payoff comes many frames later (greedy
+    look-ahead and per-frame policy improvement stop at single changes).
 
     Cost: `generations * population` whole-track runs per prompt frame (batched), once per
     `bind_video`. `act` plays the best schedule back; `best_scores` keeps its score per track,
@@ -133,34 +131,37 @@ class ScheduleSearch(Controller):
         oracle.begin_episode(torch.full((batch,), start), torch.full((batch,), video.num_frames))
         scores, pool = zip(run(None, 1), run(lambda k, p, c, b: oracle.act(p, c, b), 1))
         scores, pool = torch.cat(scores), torch.cat(pool)  # [2, B], [2, B, L]
-        num_recent = tracker.num_recent
         columns = torch.arange(batch)
         for _ in range(self.generations):
             keep = min(self.elite, pool.shape[0])
             best = scores.topk(keep, dim=0).indices  # [keep, B]
             parents = best[torch.randint(keep, (self.population, batch), generator=generator), columns]
-            children = pool[parents, columns].clone()  # [P, B, L]
-            shape = (self.population, batch, 1)
-            lowest = 0 if self.allow_discard else 1
-            # half the children: 1..mutations decisions changed at random
-            where = torch.randint(length, (*shape[:2], self.mutations), generator=generator)
-            what = torch.randint(lowest, num_recent + 1, (*shape[:2], self.mutations), generator=generator)
-            count = torch.randint(1, self.mutations + 1, shape, generator=generator)
-            used = torch.arange(self.mutations) < count
-            points = children.scatter(2, torch.where(used, where, where[..., :1]), torch.where(used, what, what[..., :1]))
-            # the other half: one action over a stretch of frames (e.g. discard everything through an
-            # occlusion, keeping the memories from before it), which single changes rarely reach
-            first = torch.randint(length, shape, generator=generator)
-            last = first + torch.randint(1, length + 1, shape, generator=generator)
-            frames = torch.arange(length)
-            stretch = torch.where((frames >= first) & (frames < last),
-                                  torch.randint(lowest, num_recent + 1, shape, generator=generator), children)
-            children = torch.where(torch.rand(shape, generator=generator) < 0.5, points, stretch)
+            children = self._mutate(pool[parents, columns], tracker.num_recent, generator)  # [P, B, L]
             flat = children.view(-1, length)
             child_scores, children = run(lambda k, p, c, b: flat[:, k].to(c.frame.device), self.population)
             scores, pool = torch.cat([scores[best, columns], child_scores]), torch.cat([pool[best, columns], children])
         winner = scores.argmax(dim=0)
         return pool[winner, columns], scores[winner, columns]
+
+    def _mutate(self, parents: torch.Tensor, num_recent: int, generator: torch.Generator) -> torch.Tensor:
+        """Children of [P, B, L] parent schedules: half get 1..`mutations` decisions set to a random
+        action, half one random action over a random stretch of frames (e.g. discard everything
+        through an occlusion, keeping the memories from before it), which single changes rarely
+        reach. Actions: discard (if `allow_discard`) or write a slot, never an anchor."""
+        population, batch, length = parents.shape
+        shape = (population, batch, 1)
+        lowest = 0 if self.allow_discard else 1
+        where = torch.randint(length, (population, batch, self.mutations), generator=generator)
+        what = torch.randint(lowest, num_recent + 1, (population, batch, self.mutations), generator=generator)
+        count = torch.randint(1, self.mutations + 1, shape, generator=generator)
+        used = torch.arange(self.mutations) < count
+        points = parents.scatter(2, torch.where(used, where, where[..., :1]), torch.where(used, what, what[..., :1]))
+        first = torch.randint(length, shape, generator=generator)
+        last = first + torch.randint(1, length + 1, shape, generator=generator)
+        frames = torch.arange(length)
+        stretch = torch.where((frames >= first) & (frames < last),
+                              torch.randint(lowest, num_recent + 1, shape, generator=generator), parents)
+        return torch.where(torch.rand(shape, generator=generator) < 0.5, points, stretch)
 
 
 def _canonical(action: torch.Tensor, bank: MemoryBank) -> torch.Tensor:
