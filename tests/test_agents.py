@@ -171,6 +171,8 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert "imitation.teacher: teacher 'sam2long:3' searches whole videos" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "imitation.teacher_options={marginn: 0.1}"]) == 2
     assert "imitation.teacher:" in (out := capsys.readouterr().out) and "marginn" in out
+    assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "env.window=16"]) == 2
+    assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().out
 
 
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:

@@ -253,6 +253,7 @@ def _headline(results: dict, agent: str, baselines: list[Controller]) -> dict:
 
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
+    where = f"recipe {recipe_path}: " if recipe_path else ""
     key = "evaluation.baselines"
     try:  # bad names fail before anything is written
         rules = [make_eval_controller(name) for name in baselines]
@@ -260,10 +261,8 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
             key = "imitation.teacher"
             DemonstrationRecorder(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
-        where = f"recipe {recipe_path}: " if recipe_path else ""
         raise RecipeError(f"{where}{key}: {error}") from error
     if recipe.ppo.self_imitation and recipe.env.window is not None:
-        where = f"recipe {recipe_path}: " if recipe_path else ""
         raise RecipeError(f"{where}ppo.self_imitation clones whole-track episodes; it needs env.window: null "
                           f"(got {recipe.env.window})")
     torch.set_num_threads(recipe.trainer.threads)
