@@ -25,7 +25,7 @@ from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.evaluation.tracking import track_video
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["DemonstrationRecorder", "ImitationSettings", "imitate", "record_demonstrations"]
+__all__ = ["DemonstrationRecorder", "ImitationSettings", "check_teacher", "imitate", "record_demonstrations"]
 
 
 @dataclass
@@ -55,15 +55,20 @@ class ImitationSettings:
     the teacher's action about the probability `agent.fifo_prior` 3 gives FIFO's)."""
 
 
+def check_teacher(teacher: Controller) -> None:
+    """ValueError unless `teacher` acts frame by frame (a whole-video search cannot be imitated)."""
+    if callable(getattr(teacher, "track_video", None)):
+        raise ValueError(f"teacher {teacher.name!r} searches whole videos instead of acting frame by frame; "
+                         "it cannot be imitated step by step")
+
+
 class DemonstrationRecorder(ObservingController):
     """Keeps each frame's observation with `teacher`'s action; the tracker follows the teacher, or
     `student` when given (DAgger: the teacher labels the states the student visits)."""
 
     def __init__(self, teacher: Controller, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1,
                  student: Controller | None = None):
-        if callable(getattr(teacher, "track_video", None)):
-            raise ValueError(f"teacher {teacher.name!r} searches whole videos instead of acting frame by frame; "
-                             "it cannot be imitated step by step")
+        check_teacher(teacher)
         super().__init__(allow_discard, allow_anchor, num_anchor)
         self.teacher = teacher
         self.student = student

@@ -20,7 +20,7 @@ from rich.console import Console
 from sam2rl.agents.checkpoint import write_agent_checkpoint
 from sam2rl.atomic import write_json
 from sam2rl.agents.controller import AgentController, PerTrackAgents, load_agent
-from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, imitate, record_demonstrations
+from sam2rl.agents.imitation import ImitationSettings, check_teacher, imitate, record_demonstrations
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic
 from sam2rl.agents.ppo import PPOModule, PPOSettings
 from sam2rl.agents.selection import KeepBestGreedy
@@ -164,17 +164,21 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
                            features=features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
+    warm_quality = None
     if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
-        _warm_start(recipe, tracker, dataset, tracks, features, actor, out, greedy_quality)
+        warm_quality = _warm_start(recipe, tracker, dataset, tracks, features, actor, out, greedy_quality)
     module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
     t = recipe.trainer
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)
 
     selection = KeepBestGreedy(greedy_quality, t.select_every)
-    callbacks: list[L.Callback] = [selection, checkpoints]
-    if recipe.ppo.self_imitation:  # after the greedy check it competes with
-        callbacks.insert(1, SelfImitation(selection, recipe.imitation, t.seed))
+    if warm_quality is not None:  # the check before the first iteration is the warm start's last one
+        selection.offer(actor, 0, warm_quality)
+        actor.train()
+    self_imitation = SelfImitation(selection, recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
+    extra = [] if self_imitation is None else [self_imitation]  # after the greedy check it competes with
+    callbacks: list[L.Callback] = [selection, *extra, checkpoints]
     trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
                         num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=callbacks,
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
@@ -183,8 +187,8 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
     if trainer.is_global_zero:
         report = {"kept_iteration": selection.best_iteration,
                   "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]}
-        if recipe.ppo.self_imitation:
-            report["self_imitation"] = callbacks[1].history
+        if self_imitation is not None:
+            report["self_imitation"] = self_imitation.history
         write_json(out / "selection.json", report)
     if trainer.world_size > 1:  # DDP diagnostics: weights must agree, rollouts must not
         params = torch.cat([p.detach().flatten().cpu() for p in actor.parameters()])
@@ -197,9 +201,9 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
 
 def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
                 features: dict[str, FeatureCache], actor: torch.nn.Module, out: Path,
-                greedy_quality: Callable[[torch.nn.Module], float]) -> None:
+                greedy_quality: Callable[[torch.nn.Module], float]) -> float:
     """Clone `imitation.teacher`'s decisions on the training tracks into `actor`, then improve the
-    clone by rollouts (see `sam2rl.agents.imitation`)."""
+    clone by rollouts (see `sam2rl.agents.imitation`); returns the final clone's greedy quality."""
     settings = recipe.imitation
     began = time.time()
     env = recipe.env
@@ -228,6 +232,7 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
             break
     write_json(out / "imitation.json", {"teacher": settings.teacher, "minutes": (time.time() - began) / 60,
                                         **reports[-1], "rounds": reports, "improvement_rounds": improvements})
+    return (improvements or reports)[-1]["greedy_quality"]
 
 
 def _headline(results: dict, agent: str, baselines: list[Controller]) -> dict:
@@ -259,7 +264,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
         rules = [make_eval_controller(name) for name in baselines]
         if recipe.imitation.teacher is not None:
             key = "imitation.teacher"
-            DemonstrationRecorder(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
+            check_teacher(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         raise RecipeError(f"{where}{key}: {error}") from error
     if recipe.ppo.self_imitation and recipe.env.window is not None:
