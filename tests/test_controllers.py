@@ -505,5 +505,8 @@ def test_schedule_search_beats_its_starting_points_and_plays_its_schedule_back(n
     assert bool(((actions >= 0) & (actions <= nano.num_recent)).all())  # discard or write a slot, never an anchor
     longer = ScheduleSearch(population=6, generations=6).bind_video(nano, clip, features=clip_features)
     assert bool((longer.best_scores[0] >= best).all())  # the same first generations, then more: elitism
+    (curve,) = longer.progress
+    assert curve.shape == (7, batch) and torch.equal(curve[:4], search.progress[0])
+    assert bool((curve.diff(dim=0) >= 0).all()) and torch.equal(curve[-1], longer.best_scores[0])
     with pytest.raises(ValueError, match="search: population, generations"):
         ScheduleSearch(generations=0)

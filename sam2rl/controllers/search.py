@@ -37,7 +37,8 @@ class ScheduleSearch(Controller):
 
     Cost: `generations * population` whole-track runs per prompt frame (batched), once per
     `bind_video`. `act` plays the best schedule back; `best_scores` keeps its score per track,
-    in `track_video`'s batch order.
+    in `track_video`'s batch order, and `progress` the best score after each generation
+    ([generations + 1, B] per batch, the starting pool first), to judge the budget.
     """
 
     reads_ground_truth = True
@@ -57,18 +58,20 @@ class ScheduleSearch(Controller):
         self._next = 0
         self._plan: tuple[int, torch.Tensor] | None = None
         self.best_scores: list[torch.Tensor] = []
+        self.progress: list[torch.Tensor] = []
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
                    features: FeatureCache | None = None) -> ScheduleSearch:
         tracks = video.tracks() if tracks is None else tracks
         features = tracker.video_features(video) if features is None else features
-        self._schedules, self.best_scores, self._next, self._plan = [], [], 0, None
+        self._schedules, self.best_scores, self.progress, self._next, self._plan = [], [], [], 0, None
         generator = torch.Generator().manual_seed(self.seed)
         for start, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
             group = list(group)
-            schedule, score = self._search(tracker, video, group, features, generator)
+            schedule, progress = self._search(tracker, video, group, features, generator)
             self._schedules.append((start, schedule))
-            self.best_scores.append(score)
+            self.best_scores.append(progress[-1])
+            self.progress.append(progress)
         return self
 
     def reset(self, batch_size: int) -> None:
@@ -93,11 +96,12 @@ class ScheduleSearch(Controller):
     @torch.inference_mode()
     def _search(self, tracker: Tracker, video: VideoSequence, group: list[Track], features: FeatureCache,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Best schedule [B, L] and its score [B] for tracks prompted on the same frame."""
+        """Best schedule [B, L] and the best score after each generation [generations + 1, B] for
+        tracks prompted on the same frame."""
         start, batch, size = group[0].prompt_frame, len(group), tracker.image_size
         length = video.num_frames - 1 - start
         if length < 1:
-            return torch.zeros(batch, 0, dtype=torch.long), torch.ones(batch)
+            return torch.zeros(batch, 0, dtype=torch.long), torch.ones(self.generations + 1, batch)
         truth, annotated = ground_truth_masks(video, group, size)
         prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group])
         prompts = resize_prompt_mask(prompts, size)
@@ -132,6 +136,7 @@ class ScheduleSearch(Controller):
         scores, pool = zip(run(None, 1), run(lambda k, p, c, b: oracle.act(p, c, b), 1))
         scores, pool = torch.cat(scores), torch.cat(pool)  # [2, B], [2, B, L]
         columns = torch.arange(batch)
+        progress = [scores.max(dim=0).values]
         for _ in range(self.generations):
             keep = min(self.elite, pool.shape[0])
             best = scores.topk(keep, dim=0).indices  # [keep, B]
@@ -140,8 +145,8 @@ class ScheduleSearch(Controller):
             flat = children.view(-1, length)
             child_scores, children = run(lambda k, p, c, b: flat[:, k].to(c.frame.device), self.population)
             scores, pool = torch.cat([scores[best, columns], child_scores]), torch.cat([pool[best, columns], children])
-        winner = scores.argmax(dim=0)
-        return pool[winner, columns], scores[winner, columns]
+            progress.append(scores.max(dim=0).values)
+        return pool[scores.argmax(dim=0), columns], torch.stack(progress)
 
     def _mutate(self, parents: torch.Tensor, num_recent: int, generator: torch.Generator) -> torch.Tensor:
         """Children of [P, B, L] parent schedules: half get 1..`mutations` decisions set to a random
