@@ -13,7 +13,7 @@ from sam2rl.controllers import (
     CONTROLLERS, Controller, Dam4SamController, OracleController, RandomController, Sam2LongController, SamuraiController,
     ScheduleSearch, make_controller, track_video_sam2long,
 )
-from sam2rl.controllers.oracle import ground_truth_masks
+from sam2rl.controllers.ground_truth import ground_truth_masks
 from sam2rl.controllers.geometry import box_iou_inclusive, box_iou_samurai, largest_component, mask_to_box
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyxy_to_xyah
 from sam2rl.controllers.sam2long import select_pathways
@@ -352,6 +352,8 @@ def test_oracle_never_scores_below_fifo_and_acts_legally(nano: Tracker) -> None:
     truth[0, :, 16:40, 16:40] = True
     truth[1, :, 30:60, 4:30] = True
     oracle = OracleController(nano, cache, truth, lookahead=3)
+    with pytest.raises(ValueError, match="oracle: ground truth for 2 tracks, but a batch of 3 started"):
+        oracle.reset(3)
     oracle.reset(2)
     zeros = torch.zeros(2, dtype=torch.long)
     total = torch.full((2,), 8)
@@ -475,8 +477,7 @@ def test_sam2long_pathways_track_a_video(nano: Tracker, clip, clip_features) -> 
 def test_schedule_search_beats_its_starting_points_and_plays_its_schedule_back(nano: Tracker, clip, clip_features) -> None:
     tracks = clip.tracks()
     truth, annotated = ground_truth_masks(clip, tracks, nano.image_size)
-    prompts = resize_prompt_mask(torch.stack([torch.from_numpy(clip.object_mask(0, t.object_id)) for t in tracks]),
-                                 nano.image_size)
+    prompts = resize_prompt_mask(clip.prompt_masks(tracks), nano.image_size)
     batch = len(tracks)
     zeros, total, rows = torch.zeros(batch, dtype=torch.long), torch.full((batch,), FRAMES), torch.arange(batch)
 

@@ -20,6 +20,7 @@ from sam2rl.datasets import (
     Track,
     VideoDataset,
     VideoSequence,
+    group_by_prompt_frame,
 )
 
 DAVIS2016 = Path(__file__).resolve().parents[1].parent / "shared/data/davis2016"
@@ -235,6 +236,11 @@ def test_palette_multi_object(tmp_path: Path) -> None:
     assert (m[0] == 0).all()  # void reads as background
     assert seq.object_mask(1, 2).sum() == 0
     assert seq.object_mask(2, 2).sum() == 80
+    late, early = Track("multi", 2, 2), Track("multi", 1, 0)
+    assert group_by_prompt_frame([late, early, late]) == [[early], [late, late]]
+    prompts = seq.prompt_masks([early, late])
+    assert prompts.dtype == torch.bool and prompts.shape == (2, H, W)
+    assert prompts.sum((1, 2)).tolist() == [36, 80]
 
 
 def test_sparse_annotations(tmp_path: Path) -> None:
@@ -249,6 +255,8 @@ def test_sparse_annotations(tmp_path: Path) -> None:
     assert seq.mask(1) is None and seq.object_mask(1, 3) is None
     assert seq.mask(3) is not None
     assert seq.tracks() == [Track("sp", 3, 0), Track("sp", 7, 3)]
+    with pytest.raises(DatasetError, match="sp: no annotation on the prompt frame of Track"):
+        seq.prompt_masks([Track("sp", 3, 1)])
 
 
 def test_split_file_and_list(tiny: Path) -> None:

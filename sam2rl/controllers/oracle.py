@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from itertools import groupby
-
 import torch
 
 from sam2rl.controllers.base import Controller, register_controller
-from sam2rl.datasets import Track, VideoSequence
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
+from sam2rl.controllers.ground_truth import BatchCycle, IoUTally, ground_truth_masks
+from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
+from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["OracleController", "ground_truth_masks"]
-
-
-def ground_truth_masks(video: VideoSequence, tracks: list[Track], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """([B, T, S, S] bool masks at model input size, [B, T] bool annotated) for `tracks`.
-
-    Downsampled as prompts are (`resize_prompt_mask`: antialiased bilinear, >= 0.5).
-    Frames without an annotation file are all-False and marked not annotated.
-    """
-    masks = torch.zeros(len(tracks), video.num_frames, image_size, image_size, dtype=torch.bool)
-    annotated = torch.zeros(len(tracks), video.num_frames, dtype=torch.bool)
-    for t in range(video.num_frames):
-        ids = video.mask(t)
-        if ids is None:
-            continue
-        objects = torch.stack([torch.from_numpy(ids == track.object_id) for track in tracks])
-        masks[:, t] = resize_prompt_mask(objects, image_size)[:, 0] > 0.5
-        annotated[:, t] = True
-    return masks, annotated
+__all__ = ["OracleController"]
 
 
 @register_controller("oracle")
@@ -77,14 +58,13 @@ class OracleController(Controller):
             marks = [torch.ones(g.shape[:2], dtype=torch.bool) for g in groups]
         else:
             marks = [annotated] if isinstance(annotated, torch.Tensor) else list(annotated)
-        self.groups = list(zip(groups, marks))
+        self._batches = BatchCycle("oracle: ground truth", list(zip(groups, marks)), [g.shape[0] for g in groups])
         self.lookahead = lookahead
         self.num_frames = num_frames
         self.allow_anchor = bool(allow_anchor)
         self.margin = float(margin)
         self.continuation = continuation
         self._start: torch.Tensor | None = None
-        self._next = 0
         self._gt: torch.Tensor | None = None
         self._annotated: torch.Tensor | None = None
         self.last_scores: torch.Tensor | None = None
@@ -102,24 +82,18 @@ class OracleController(Controller):
         tracks = video.tracks() if tracks is None else tracks
         self.tracker = tracker
         self.features = tracker.video_features(video) if features is None else features
-        self.groups = []
-        for _, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
-            self.groups.append(ground_truth_masks(video, list(group), tracker.image_size))
+        groups = group_by_prompt_frame(tracks)
+        self._batches = BatchCycle("oracle: ground truth", [ground_truth_masks(video, group, tracker.image_size) for group in groups],
+                                   [len(group) for group in groups])
         self.num_frames = video.num_frames
-        self._next, self._gt, self._annotated = 0, None, None
+        self._gt, self._annotated = None, None
         return self
 
     def reset(self, batch_size: int) -> None:
-        if not self.groups:
+        if not self._batches:
             raise RuntimeError("oracle: no ground truth; build it with OracleController.for_video(...), call "
                                "bind_video(tracker, video) or pass tracker, features and gt_masks")
-        if self._next >= len(self.groups):
-            self._next = 0  # a new run over the same video
-        gt, annotated = self.groups[self._next]
-        self._next += 1
-        if gt.shape[0] != batch_size:
-            raise ValueError(f"oracle: ground truth for {gt.shape[0]} tracks, but a batch of {batch_size} started")
-        self._gt, self._annotated = gt, annotated
+        self._gt, self._annotated = self._batches.next(batch_size)
 
     def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
         self._start = start_frame  # the continuation's episodes start where the real ones did
@@ -152,8 +126,7 @@ class OracleController(Controller):
         start = candidate.frame[rows]
         total = torch.full_like(start, num_frames)
         gt_rows = rows.cpu()
-        iou_sum = torch.zeros(rows.shape[0], dtype=torch.float64)
-        seen = torch.zeros(rows.shape[0], dtype=torch.float64)
+        tally = IoUTally(rows.shape[0])
         if follow is not None:
             follow.begin_episode(self._start[rows], total)
         horizon = num_frames if self.lookahead is None else self.lookahead
@@ -165,17 +138,9 @@ class OracleController(Controller):
             frame = frame.clamp(max=num_frames - 1)
             step = tracker.step(features.gather(frame), trial, frame, total, choose, act)
             trial = step.bank
-            rows_all = torch.arange(rows.shape[0], device=device)
-            predicted = (step.prediction.high_res_masks[rows_all, step.choice] > 0).cpu()
             frame_cpu = frame.cpu()
-            truth = self._gt[gt_rows, frame_cpu]
-            counted = inside.cpu() & self._annotated[gt_rows, frame_cpu]
-            inter = (predicted & truth).flatten(1).sum(1).double()
-            union = (predicted | truth).flatten(1).sum(1).double()
-            iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-            iou_sum += torch.where(counted, iou, torch.zeros_like(iou))
-            seen += counted.double()
-        score = (iou_sum / seen.clamp(min=1)).view(batch, num_actions)
+            tally.add(step, self._gt[gt_rows, frame_cpu], inside.cpu() & self._annotated[gt_rows, frame_cpu])
+        score = tally.mean().view(batch, num_actions)
         score = score.masked_fill(~legal.cpu(), float("-inf"))
         self.last_scores = score
         best = score.max(dim=1).values

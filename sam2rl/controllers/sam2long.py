@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from itertools import groupby
 from typing import TYPE_CHECKING
 
 import torch
 
 from sam2rl.controllers.base import Controller, register_controller
 from sam2rl.controllers.quality import gated_action
-from sam2rl.datasets import Track, VideoSequence
+from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import (
     FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask, to_video_resolution,
 )
@@ -136,13 +135,13 @@ def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: i
     device = tracker.device
     pathways = num_pathways
     runs: list[TrackRun] = []
-    for start, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
-        group = list(group)
+    for group in group_by_prompt_frame(tracks):
+        start = group[0].prompt_frame
         began = time.perf_counter()
         batch = len(group)
         frame = torch.full((batch,), start, dtype=torch.long, device=device)
         total = torch.full((batch,), video.num_frames, device=device)
-        prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group]).to(device)
+        prompts = video.prompt_masks(group).to(device)
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         prompt = {"logits": low.cpu(), "score": bank.anchors.object_score[:, 0].cpu(),
                   "iou": bank.anchors.iou[:, 0].cpu(), "bank": _bank_frames(bank)}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import groupby
 
 import torch
 
 from sam2rl.controllers.base import Controller, register_controller
-from sam2rl.controllers.oracle import OracleController, ground_truth_masks
-from sam2rl.datasets import Track, VideoSequence
-from sam2rl.evaluation.metrics import iou as mask_iou
+from sam2rl.controllers.ground_truth import BatchCycle, IoUTally, ground_truth_masks
+from sam2rl.controllers.oracle import OracleController
+from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
 
 __all__ = ["ScheduleSearch"]
@@ -54,8 +53,7 @@ class ScheduleSearch(Controller):
         self.mutations = int(mutations)
         self.allow_discard = bool(allow_discard)
         self.seed = int(seed)
-        self._schedules: list[tuple[int, torch.Tensor]] = []  # (prompt frame, [B, T - 1 - prompt]) per batch
-        self._next = 0
+        self._schedules: BatchCycle[tuple[int, torch.Tensor]] = BatchCycle("search: schedules", [], [])
         self._plan: tuple[int, torch.Tensor] | None = None
         self.best_scores: list[torch.Tensor] = []
         self.progress: list[torch.Tensor] = []
@@ -64,26 +62,21 @@ class ScheduleSearch(Controller):
                    features: FeatureCache | None = None) -> ScheduleSearch:
         tracks = video.tracks() if tracks is None else tracks
         features = tracker.video_features(video) if features is None else features
-        self._schedules, self.best_scores, self.progress, self._next, self._plan = [], [], [], 0, None
+        self.best_scores, self.progress, self._plan = [], [], None
         generator = torch.Generator().manual_seed(self.seed)
-        for start, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
-            group = list(group)
+        groups, plans = group_by_prompt_frame(tracks), []
+        for group in groups:
             schedule, progress = self._search(tracker, video, group, features, generator)
-            self._schedules.append((start, schedule))
+            plans.append((group[0].prompt_frame, schedule))  # (prompt frame, [B, T - 1 - prompt])
             self.best_scores.append(progress[-1])
             self.progress.append(progress)
+        self._schedules = BatchCycle("search: schedules", plans, [len(group) for group in groups])
         return self
 
     def reset(self, batch_size: int) -> None:
         if not self._schedules:
             raise RuntimeError("search: no schedules; call bind_video(tracker, video) first")
-        if self._next >= len(self._schedules):
-            self._next = 0  # a new run over the same video
-        start, schedule = self._schedules[self._next]
-        self._next += 1
-        if schedule.shape[0] != batch_size:
-            raise ValueError(f"search: schedules for {schedule.shape[0]} tracks, but a batch of {batch_size} started")
-        self._plan = (start, schedule)
+        self._plan = self._schedules.next(batch_size)
 
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         if self._plan is None:
@@ -103,8 +96,7 @@ class ScheduleSearch(Controller):
         if length < 1:
             return torch.zeros(batch, 0, dtype=torch.long), torch.ones(self.generations + 1, batch)
         truth, annotated = ground_truth_masks(video, group, size)
-        prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group])
-        prompts = resize_prompt_mask(prompts, size)
+        prompts = resize_prompt_mask(video.prompt_masks(group), size)
 
         def run(plan: Plan | None, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
             """Track `copies` x B rows from the prompt; (score [copies, B], actions [copies, B, L])."""
@@ -112,21 +104,15 @@ class ScheduleSearch(Controller):
             frame = torch.full((rows.shape[0],), start, dtype=torch.long, device=tracker.device)
             total = torch.full_like(frame, video.num_frames)
             _, bank = tracker.start(features.gather(frame), prompts[rows].to(tracker.device), frame)
-            iou_sum = torch.zeros(rows.shape[0], dtype=torch.float64)
-            seen = torch.zeros(rows.shape[0], dtype=torch.float64)
-            taken = []
+            tally, taken = IoUTally(rows.shape[0]), []
             for k in range(length):
                 frame = frame + 1
                 act = None if plan is None else (lambda p, c, b, k=k: _canonical(plan(k, p, c, b), b))
                 step = tracker.step(features.gather(frame), bank, frame, total, act=act)
-                predicted = (step.prediction.high_res_masks[torch.arange(rows.shape[0]), step.choice] > 0).cpu()
-                t = start + k + 1
-                iou = mask_iou(predicted, truth[rows, t]).double()
-                iou_sum += torch.where(annotated[rows, t], iou, torch.zeros_like(iou))
-                seen += annotated[rows, t].double()
+                tally.add(step, truth[rows, start + k + 1], annotated[rows, start + k + 1])
                 taken.append(step.action.cpu())
                 bank = step.bank
-            score = (iou_sum / seen.clamp(min=1)).view(copies, batch)
+            score = tally.mean().view(copies, batch)
             return score, torch.stack(taken, dim=1).view(copies, batch, length)
 
         oracle = OracleController(tracker, features, truth, num_frames=video.num_frames, annotated=annotated,

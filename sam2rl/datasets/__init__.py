@@ -8,6 +8,7 @@ from sam2rl.datasets.vos import (
     Track,
     VideoDataset,
     VideoSequence,
+    group_by_prompt_frame,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "Track",
     "VideoDataset",
     "VideoSequence",
+    "group_by_prompt_frame",
 ]

@@ -24,6 +24,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,12 @@ class Track:
     sequence: str
     object_id: int
     prompt_frame: int
+
+
+def group_by_prompt_frame(tracks: Sequence[Track]) -> list[list[Track]]:
+    """Tracks grouped by prompt frame, earliest first: each group starts together, as one batch."""
+    ordered = sorted(tracks, key=lambda track: track.prompt_frame)
+    return [list(group) for _, group in groupby(ordered, key=lambda track: track.prompt_frame)]
 
 
 def _numbered_files(folder: Path, exts: Sequence[str], what: str) -> list[tuple[int, Path]]:
@@ -257,6 +264,14 @@ class VideoSequence:
         if ids is None:
             return None
         return ids == object_id
+
+    def prompt_masks(self, tracks: Sequence[Track]) -> torch.Tensor:
+        """Bool ``[B, H, W]``: each track's mask on its prompt frame (what it is prompted with)."""
+        masks = [self.object_mask(track.prompt_frame, track.object_id) for track in tracks]
+        missing = [track for track, mask in zip(tracks, masks) if mask is None]
+        if missing:
+            raise DatasetError(f"{self.name}: no annotation on the prompt frame of {missing[0]}")
+        return torch.stack([torch.from_numpy(mask) for mask in masks])
 
     def object_masks(self, object_id: int, frames: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Ground truth of one object over `frames` (all by default): bool ``[T, H, W]`` masks,

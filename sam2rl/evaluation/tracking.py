@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from itertools import groupby
 
 import torch
 
 from sam2rl.controllers import Controller, make_controller
 from sam2rl.controllers.sam2long import track_video_sam2long
-from sam2rl.datasets import Track, VideoSequence
+from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import (
     FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask, to_video_resolution,
 )
@@ -63,15 +62,15 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
     features = tracker.video_features(video) if features is None else features
     device = tracker.device
     runs: list[TrackRun] = []
-    for start, group in groupby(sorted(tracks, key=lambda tr: tr.prompt_frame), key=lambda tr: tr.prompt_frame):
-        group = list(group)
+    for group in group_by_prompt_frame(tracks):
+        start = group[0].prompt_frame
         began = time.perf_counter()
         batch = len(group)
         controller.reset(batch)
         frame = torch.full((batch,), start, dtype=torch.long, device=device)
         total = torch.full((batch,), video.num_frames, device=device)
         controller.begin_episode(frame, total)
-        prompts = torch.stack([torch.from_numpy(video.object_mask(start, tr.object_id)) for tr in group]).to(device)
+        prompts = video.prompt_masks(group).to(device)
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         masks = [to_video_resolution(low, video.height, video.width)[:, 0] > 0]
         scores, ious = [bank.anchors.object_score[:, 0]], [bank.anchors.iou[:, 0]]
