@@ -316,6 +316,26 @@ def test_cli_writes_n_videos(tmp_path, capsys):
         synth_main(["--out", str(out), "--difficulty", "extreme"])
 
 
+def test_write_dataset_never_mixes_into_a_folder(tmp_path, capsys):
+    out = tmp_path / "ds"
+    names = write_dataset(out, num=2, seed=4, num_frames=3, size=32)
+    before = _tree_bytes(out)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]  # the staging folder became `out`
+    assert write_dataset(out, num=2, seed=4, num_frames=3, size=32) == names  # already there: left as it is
+    with pytest.raises(FileExistsError, match=f"{out} is not empty \\(another synthetic dataset\\)"):
+        write_dataset(out, num=3, seed=4, num_frames=3, size=32)
+    assert synth_main(["--out", str(out), "--num", "2", "--seed", "5", "--frames", "3", "--size", "32"]) == 2
+    assert f"{out} is not empty" in capsys.readouterr().out
+    assert _tree_bytes(out) == before  # nothing written over
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no readable synth.json"):
+        write_dataset(tmp_path / "other", num=1, seed=0, num_frames=3, size=32)
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert write_dataset(tmp_path / "empty", num=1, seed=0, num_frames=3, size=32) == ["synth-medium-0-000"]
+
+
 def test_contact_sheet(videos):
     frames, masks, ev = videos[("medium", 0)]
     sheet = contact_sheet(frames, masks, ev, scale=1)

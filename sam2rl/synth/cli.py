@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[red]need --num >= 1, --seed >= 0, --frames >= 1, --size >= 16[/red]")
         return 2
     t0 = time.perf_counter()
-    names = write_dataset(args.out, args.num, args.seed, args.difficulty, args.frames, args.size)
+    try:
+        names = write_dataset(args.out, args.num, args.seed, args.difficulty, args.frames, args.size)
+    except FileExistsError as error:
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        return 2
     elapsed = time.perf_counter() - t0
 
     meta = json.loads((args.out / "synth.json").read_text())
