@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sam2rl.synth.generator import DIFFICULTIES, write_dataset
+from sam2rl.synth.generator import DIFFICULTIES
+from sam2rl.synth.writer import video_seed, write_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{elapsed:.2f} s; names listed in {args.out / 'ImageSets' / 'all.txt'}"
     )
     if args.preview is not None:
-        from sam2rl.synth.generator import generate_video, video_seed
+        from sam2rl.synth.generator import generate_video
         from sam2rl.synth.preview import contact_sheet
 
         frames, masks, events = generate_video(video_seed(args.seed, 0), args.difficulty, args.frames, args.size)

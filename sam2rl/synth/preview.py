@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sam2rl.synth.generator import SceneEvents, davis_palette
+from sam2rl.datasets.palette import davis_palette
+from sam2rl.synth.generator import SceneEvents
 
 
 def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
