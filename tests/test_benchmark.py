@@ -38,6 +38,10 @@ def test_bench_parts(tmp_path: Path) -> None:
     (result,) = json.loads(out.read_text())
     assert result["encoder_ms_per_frame"] > 0
     assert [s["batch"] for s in result["step"]] == [1, 3]
+    for step in result["step"]:  # the profile: the costliest operators of the step, most first
+        shares = [op["share"] for op in step["top_ops"]]
+        assert 0 < len(shares) <= 8 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-6
+        assert all(op["op"].startswith("aten::") and op["ms_per_step"] >= 0 for op in step["top_ops"])
 
 
 def test_bench_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:

@@ -3,7 +3,7 @@ video and weights (speed does not depend on the weights, so they are random).
 
     sam2rl bench --model sam2.1_hiera_t --image-size 256 --batch 16 --frames 24 [--json OUT]
     sam2rl bench --batch 1 4 16 64 --frames 50 400 --plot sweep.png      # sweep over B and T
-    sam2rl bench --parts --batch 1 8                                     # encoder / step timings
+    sam2rl bench --parts --batch 1 8                                     # encoder / step timings, profile
 """
 
 from __future__ import annotations
@@ -105,6 +105,19 @@ def _parts_table(results: list[dict], title: str) -> Table:
     return table
 
 
+def _ops_table(results: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("size", "B", "operator", "input shapes", "share", "ms/step"):
+        table.add_column(column, justify="left" if column in ("operator", "input shapes") else "right")
+    for r in results:
+        for s in r["step"]:
+            for op in s["top_ops"]:
+                table.add_row(str(r["image_size"]), str(s["batch"]), op["op"],
+                              " ".join("x".join(map(str, shape)) for shape in op["input_shapes"][:3]),
+                              f"{op['share']:.0%}", f"{op['ms_per_step']:.1f}")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sam2rl bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="write all figures as JSON")
     parser.add_argument("--plot", type=Path, help="write a PNG of transitions/s against B and T (first size)")
-    parser.add_argument("--parts", action="store_true", help="time the image encoder and one tracking step instead")
+    parser.add_argument("--parts", action="store_true",
+                        help="time the image encoder and one tracking step instead, and profile the step")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per timing with --parts")
     args = parser.parse_args(argv)
     if min(args.batch) < 1 or min(args.frames) < 2:
@@ -132,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [{"model": s.model, "image_size": s.image_size, "device": s.device, "bf16": s.bf16,
                     "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))
+        console.print(_ops_table(results, "where a tracking step's time goes (self time of the costliest operators)"))
     else:
         results = [r for s in setups for r in compare(s, args.batch, args.frames, args.steps)]
         console.print(_compare_table(results, f"sam2rl bench — SAM2VideoPredictor (naive) vs SAM2MemoryEnv (ours), {where}"))

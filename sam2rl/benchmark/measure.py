@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from tensordict import TensorDict
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from sam2rl.datasets import VideoDataset, VideoSequence
@@ -208,7 +209,8 @@ def _timed(fn: Callable[[], object], repeats: int, setup: BenchSetup) -> float:
 def measure_parts(setup: BenchSetup, batches: list[int], repeats: int = 5) -> dict:
     """ms per frame of the image encoder (one frame per call, as `SAM2VideoPredictor` runs it) and
     ms per call of one batched tracking step (memory attention + heads + memory encoder) with
-    full banks (prompt anchor + 6 recent memories + 15 pointers), for each batch size."""
+    full banks (prompt anchor + 6 recent memories + 15 pointers), for each batch size, with the
+    operators that take most of the step's time (`top_ops`)."""
     tracker = setup.tracker()
     size = setup.image_size
     frames = torch.randn(24, 3, size, size, device=setup.device)
@@ -226,5 +228,23 @@ def measure_parts(setup: BenchSetup, batches: list[int], repeats: int = 5) -> di
         frame = zeros + 17
         features = cache.gather(frame)
         step_s = _timed(lambda: tracker.step(features, bank, frame, total), repeats, setup)
-        result["step"].append({"batch": batch, "ms_per_step": 1e3 * step_s, "ms_per_transition": 1e3 * step_s / batch})
+        result["step"].append({"batch": batch, "ms_per_step": 1e3 * step_s, "ms_per_transition": 1e3 * step_s / batch,
+                               "top_ops": _top_ops(lambda: tracker.step(features, bank, frame, total), repeats, setup)})
     return result
+
+
+def _top_ops(fn: Callable[[], object], repeats: int, setup: BenchSetup, top: int = 8) -> list[dict]:
+    """The `top` operators (by name and input shapes) that take the most self time over `repeats`
+    calls of `fn`: device time on CUDA, CPU time otherwise; where a step's time goes."""
+    cuda = torch.device(setup.device).type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities, record_shapes=True) as profiler:
+        for _ in range(repeats):
+            fn()
+        setup.synchronize()
+    events = profiler.key_averages(group_by_input_shape=True)
+    self_us = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    total = sum(self_us(e) for e in events) or 1
+    costly = sorted(events, key=self_us, reverse=True)[:top]
+    return [{"op": e.key, "input_shapes": [list(shape) for shape in e.input_shapes if shape],
+             "share": self_us(e) / total, "ms_per_step": self_us(e) / 1e3 / repeats} for e in costly]
