@@ -11,7 +11,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["write_atomically", "write_bytes", "write_json", "write_text", "write_torch"]
+__all__ = ["usual_mode", "write_atomically", "write_bytes", "write_json", "write_text", "write_torch"]
+
+
+def usual_mode(base: int) -> int:
+    """`base` (0o666 for files, 0o777 for folders) less the process umask: the permissions a plain
+    `open` or `mkdir` would give, which `tempfile`'s private 0600 / 0700 do not."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
 
 
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -22,9 +30,7 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(handle)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, usual_mode(0o666))  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -106,7 +106,6 @@ class SelfImitation(Callback):
         if adopted:
             module.actor.load_state_dict(clone.state_dict())
             self.selection.offer(module.actor, done, value)
-        module.actor.train()
         self.history.append({"iteration": done, "clone_quality": value, "adopted": adopted,
                              "decisions": demonstrations.batch_size[0],
                              "agreement": report["agreement_after"]["all"]})

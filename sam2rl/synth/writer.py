@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from sam2rl.atomic import usual_mode
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.synth.generator import (
     FAST_MOTION_FRACTION,
@@ -82,9 +83,7 @@ def write_dataset(
         return _existing_names(out, header)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700 folders; give the usual permissions
+    staging.chmod(usual_mode(0o777))  # mkdtemp makes 0700 folders
     try:
         names = _write_videos(staging, d, int(num), seed, num_frames, size, header)
         if out.is_dir():
