@@ -6,6 +6,8 @@ import importlib
 import sys
 import warnings
 
+from sam2rl.memory_reuse import reuse_freed_memory
+
 COMMANDS = {
     "run": ("sam2rl.run_cli", "run a YAML recipe (recipes/*.yaml) with key=value overrides"),
     "eval": ("sam2rl.evaluation.cli", "track a dataset with memory controllers and score them"),
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     warnings.filterwarnings("ignore", message=".*cannot import name '_C' from 'sam2'.*")
+    reuse_freed_memory()
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:])
 

@@ -22,6 +22,9 @@ def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytes
     for r in records:
         naive, ours = r["naive"], r["ours"]
         assert naive["transitions_per_s"] > 0 and ours["transitions_per_s"] > 0
+        for figures in (naive, ours):  # the median of 3 windows taken in turns
+            assert len(figures["window_transitions_per_s"]) == 3
+            assert figures["transitions_per_s"] == sorted(figures["window_transitions_per_s"])[1]
         assert r["ratio"] == pytest.approx(ours["transitions_per_s"] / naive["transitions_per_s"])
         assert ours["flops_per_transition"] > 0 and ours["cache_bytes_per_frame"] > 0
         assert naive["peak_memory_bytes"] > 0 and ours["peak_memory_bytes"] > 0

@@ -18,25 +18,26 @@ from rich.console import Console
 from rich.table import Table
 
 from sam2rl.atomic import write_json
-from sam2rl.benchmark.measure import BenchSetup, measure_env, measure_naive, measure_parts, synthetic_video
+from sam2rl.benchmark.measure import BenchSetup, EnvRollout, NaiveLoop, interleaved, measure_parts, synthetic_video
 from sam2rl.evaluation.plots import save_figure
 
 __all__ = ["compare", "main", "sweep_figure"]
 
 
 def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int = 20) -> list[dict]:
-    """One record per (video length, B): naive and ours on the same video and weights."""
+    """One record per (video length, B): naive and ours on the same video and weights, timed in
+    turns (the naive loop once per length, against every B)."""
     tracker = setup.tracker()
     records = []
     for length in frames:
         with tempfile.TemporaryDirectory(prefix="sam2rl-bench-") as folder:
             video = synthetic_video(folder, length, setup.image_size)
-            naive = measure_naive(setup, video)
-            for batch in batches:
-                ours = measure_env(setup, video, batch, steps, tracker)
+            rollouts = [EnvRollout(setup, video, batch, steps, tracker) for batch in batches]
+            naive, *ours = interleaved(setup, [NaiveLoop(setup, video), *rollouts])
+            for env in ours:
                 records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
-                                "bf16": setup.bf16, "threads": setup.threads, "naive": naive, "ours": ours,
-                                "ratio": ours["transitions_per_s"] / naive["transitions_per_s"]})
+                                "bf16": setup.bf16, "threads": setup.threads, "naive": naive, "ours": env,
+                                "ratio": env["transitions_per_s"] / naive["transitions_per_s"]})
     return records
 
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs="+", default=[256])
     parser.add_argument("--batch", type=int, nargs="+", default=[16], help="parallel episodes B")
     parser.add_argument("--frames", type=int, nargs="+", default=[24], help="video length T")
-    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per window (median of 3 windows)")
+    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per window (median of 3 windows, taken in turns with the naive loop's episodes)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

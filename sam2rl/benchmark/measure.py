@@ -29,7 +29,8 @@ from sam2rl.rewards import CompositeReward
 from sam2rl.synth import write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, build_sam2_video_predictor
 
-__all__ = ["BenchSetup", "PeakMemory", "count_flops", "measure_env", "measure_naive", "measure_parts", "synthetic_video"]
+__all__ = ["BenchSetup", "EnvRollout", "NaiveLoop", "PeakMemory", "count_flops", "interleaved", "measure_parts",
+           "synthetic_video"]
 
 
 @dataclass(frozen=True)
@@ -121,75 +122,116 @@ def synthetic_video(folder: str | Path, frames: int, size: int) -> VideoSequence
     return VideoDataset(folder).sequences[0]
 
 
-@torch.inference_mode()
-def measure_naive(setup: BenchSetup, video: VideoSequence) -> dict:
+class NaiveLoop:
     """The loop a SAM 2 user writes: `SAM2VideoPredictor.init_state` on the frame folder, a mask
     prompt on frame 0, `propagate_in_video` (image encoder per frame, one episode at a time).
-    Frame loading (`init_state`) is timed apart; one short warm-up episode runs first."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predictor = build_sam2_video_predictor(setup.spec, setup.device)
-    mask = torch.from_numpy(video.object_mask(0, 1))
-    # sam2's predictor draws tqdm progress bars on stderr for every call; they would bury the table.
-    with setup.autocast(), contextlib.redirect_stderr(io.StringIO()):
-        began = time.perf_counter()
-        state = predictor.init_state(str(video.frame_paths[0].parent))
-        load_s = time.perf_counter() - began
-        predictor.add_new_mask(state, 0, 1, mask)
-        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=3):
-            pass
-        predictor.reset_state(state)
-        with PeakMemory(setup.device) as memory:
-            setup.synchronize()
+    Frame loading (`init_state`) is timed apart; one short warm-up episode runs first. A window
+    is one whole episode."""
+
+    def __init__(self, setup: BenchSetup, video: VideoSequence):
+        self.setup = setup
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.predictor = build_sam2_video_predictor(setup.spec, setup.device)
+        self.mask = torch.from_numpy(video.object_mask(0, 1))
+        self.transitions = video.num_frames - 1
+        with self._quiet():
             began = time.perf_counter()
-            predictor.add_new_mask(state, 0, 1, mask)
-            for _ in predictor.propagate_in_video(state):
+            self.state = self.predictor.init_state(str(video.frame_paths[0].parent))
+            self.frame_load_s = time.perf_counter() - began
+            self.predictor.add_new_mask(self.state, 0, 1, self.mask)
+            for _ in self.predictor.propagate_in_video(self.state, max_frame_num_to_track=3):
                 pass
-            setup.synchronize()
-            seconds = time.perf_counter() - began
-    transitions = video.num_frames - 1
-    return {"transitions_per_s": transitions / seconds, "frame_load_s": load_s,
-            "peak_memory_bytes": memory.peak_bytes}
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        # sam2's predictor draws tqdm progress bars on stderr for every call; they would bury the table.
+        with torch.inference_mode(), self.setup.autocast(), contextlib.redirect_stderr(io.StringIO()):
+            yield
+
+    def window(self) -> float:
+        """Transitions per second of one episode."""
+        with self._quiet():
+            self.predictor.reset_state(self.state)
+            self.setup.synchronize()
+            began = time.perf_counter()
+            self.predictor.add_new_mask(self.state, 0, 1, self.mask)
+            for _ in self.predictor.propagate_in_video(self.state):
+                pass
+            self.setup.synchronize()
+        return self.transitions / (time.perf_counter() - began)
+
+    def figures(self) -> dict:
+        return {"frame_load_s": self.frame_load_s}
 
 
-@torch.inference_mode()
-def measure_env(setup: BenchSetup, video: VideoSequence, batch: int, steps: int = 20,
-                tracker: Tracker | None = None, windows: int = 3) -> dict:
-    """`SAM2MemoryEnv` with B parallel episodes on the video, FIFO actions, IoU reward; transitions
-    per second over `steps` steps after the banks have filled (episodes that end are reset and
-    counted), the median of `windows` such timings (a busy machine disturbs a single one). The
+class EnvRollout:
+    """`SAM2MemoryEnv` with B parallel episodes on the video, FIFO actions, IoU reward, banks
+    already full. A window is `steps` steps (episodes that end are reset and counted). The
     feature cache (image encoder once per frame) is built and timed apart."""
-    tracker = tracker or setup.tracker()
-    began = time.perf_counter()
-    features = tracker.video_features(video)
-    setup.synchronize()
-    cache_s = time.perf_counter() - began
-    track = [t for t in video.tracks() if t.object_id == 1]
-    env = SAM2MemoryEnv(tracker, [video], batch, CompositeReward(["iou"]), tracks=track, features=[features])
 
-    def step() -> None:
-        out = env.step(TensorDict({"action": env.fifo_action()}, batch_size=[batch]))
+    @torch.inference_mode()
+    def __init__(self, setup: BenchSetup, video: VideoSequence, batch: int, steps: int = 20,
+                 tracker: Tracker | None = None):
+        self.setup, self.batch, self.steps, self.frames = setup, batch, steps, video.num_frames
+        tracker = tracker or setup.tracker()
+        began = time.perf_counter()
+        self.features = tracker.video_features(video)
+        setup.synchronize()
+        self.cache_build_s = time.perf_counter() - began
+        track = [t for t in video.tracks() if t.object_id == 1]
+        self.env = SAM2MemoryEnv(tracker, [video], batch, CompositeReward(["iou"]), tracks=track,
+                                 features=[self.features])
+        self.env.reset()
+        for _ in range(min(16, video.num_frames - 2)):  # fill banks and pointer histories
+            self._step()
+        self.flops_per_transition = count_flops(self._step) / batch
+
+    def _step(self) -> None:
+        out = self.env.step(TensorDict({"action": self.env.fifo_action()}, batch_size=[self.batch]))
         finished = out["next", "done"]
         if bool(finished.any()):
-            env.reset(TensorDict({"_reset": finished}, batch_size=[batch]))
+            self.env.reset(TensorDict({"_reset": finished}, batch_size=[self.batch]))
 
-    env.reset()
-    for _ in range(min(16, video.num_frames - 2)):  # fill banks and pointer histories
-        step()
-    flops = count_flops(step) / batch
-    rates = []
-    with PeakMemory(setup.device) as memory:
-        for _ in range(windows):
-            setup.synchronize()
-            began = time.perf_counter()
-            for _ in range(steps):
-                step()
-            setup.synchronize()
-            rates.append(batch * steps / (time.perf_counter() - began))
-    rate = sorted(rates)[len(rates) // 2]
-    return {"batch": batch, "frames": video.num_frames, "transitions_per_s": rate, "cache_build_s": cache_s,
-            "cache_bytes_per_frame": features.bytes_per_frame, "flops_per_transition": flops,
-            "achieved_tflops": flops * rate / 1e12, "peak_memory_bytes": memory.peak_bytes}
+    @torch.inference_mode()
+    def window(self) -> float:
+        """Transitions per second over `steps` steps."""
+        self.setup.synchronize()
+        began = time.perf_counter()
+        for _ in range(self.steps):
+            self._step()
+        self.setup.synchronize()
+        return self.batch * self.steps / (time.perf_counter() - began)
+
+    def figures(self) -> dict:
+        return {"batch": self.batch, "frames": self.frames, "cache_build_s": self.cache_build_s,
+                "cache_bytes_per_frame": self.features.bytes_per_frame,
+                "flops_per_transition": self.flops_per_transition}
+
+
+Contender = NaiveLoop | EnvRollout
+
+
+def interleaved(setup: BenchSetup, contenders: list[Contender], windows: int = 3) -> list[dict]:
+    """Each contender's figures with its median transitions per second over `windows` windows and
+    its peak memory. The contenders take turns window by window, so a spell in which a shared
+    machine runs slow falls on all of them instead of on whichever was being timed."""
+    rates: list[list[float]] = [[] for _ in contenders]
+    peaks = [0] * len(contenders)
+    for _ in range(windows):
+        for i, contender in enumerate(contenders):
+            with PeakMemory(setup.device) as memory:
+                rates[i].append(contender.window())
+            peaks[i] = max(peaks[i], memory.peak_bytes)
+    results = []
+    for contender, rate, peak in zip(contenders, rates, peaks):
+        median = sorted(rate)[len(rate) // 2]
+        figures = {**contender.figures(), "transitions_per_s": median, "window_transitions_per_s": rate,
+                   "peak_memory_bytes": peak}
+        if isinstance(contender, EnvRollout):
+            figures["achieved_tflops"] = contender.flops_per_transition * median / 1e12
+        results.append(figures)
+    return results
 
 
 def _timed(fn: Callable[[], object], repeats: int, setup: BenchSetup) -> float:
