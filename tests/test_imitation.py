@@ -67,8 +67,13 @@ def test_cloning_reproduces_the_teacher(setting) -> None:
     assert report["agreement_before"]["all"] == 0.0  # the prior starts at FIFO
     assert report["agreement_after"]["all"] == 1.0
     assert report["loss"][-1] < 0.1 * report["loss"][0]
+    assert actor.training
     (cloned,) = track_video(tracker, video, AgentController(actor), tracks, features[TRACK[0]])
     assert bool((cloned.actions == 0).all())  # the clone drives the tracker as the teacher did
+    assert actor.training  # scoring a policy hands it back in the mode it came in
+    actor.eval()
+    track_video(tracker, video, AgentController(actor), tracks, features[TRACK[0]])
+    assert not actor.training
 
     actor = small_actor(demos, tracker)
     report = imitate(actor, demos, ImitationSettings(steps=200, lr=3e-3, minibatch_size=8, label_smoothing=0.3))

@@ -41,20 +41,28 @@ class ObservingController(Controller):
 
 
 class AgentController(ObservingController):
-    """Greedy (most likely) action of a trained policy, from the same observation as in training."""
+    """Greedy (most likely) action of a trained policy, from the same observation as in training.
+
+    The policy runs in eval mode and is handed back in the mode it came in, so scoring a policy
+    that is still training (the greedy checks) leaves its training alone."""
 
     name = "agent"
 
     def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False,
                  num_anchor: int = 1):
         super().__init__(allow_discard, allow_anchor, num_anchor)
-        self.actor = actor.eval()
+        self.actor = actor
 
     @torch.no_grad()
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         obs = self.observation(prediction, candidate, bank)
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            return self.actor(obs)["action"]
+        training = self.actor.training
+        self.actor.eval()
+        try:
+            with set_exploration_type(ExplorationType.DETERMINISTIC):
+                return self.actor(obs)["action"]
+        finally:
+            self.actor.train(training)
 
 
 def load_agent(path: str | Path, tracker: Tracker | None = None, force: bool = False) -> AgentController:

@@ -175,7 +175,6 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
     selection = KeepBestGreedy(greedy_quality, t.select_every)
     if warm_quality is not None:  # the check before the first iteration is the warm start's last one
         selection.offer(actor, 0, warm_quality)
-        actor.train()
     self_imitation = SelfImitation(selection, recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
     extra = [] if self_imitation is None else [self_imitation]  # after the greedy check it competes with
     callbacks: list[L.Callback] = [selection, *extra, checkpoints]

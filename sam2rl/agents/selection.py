@@ -41,9 +41,7 @@ class KeepBestGreedy(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def _check(self, module: PPOModule, iterations_done: int) -> None:
-        value = float(self.score(module.actor))
-        module.actor.train()
-        self.offer(module.actor, iterations_done, value)
+        self.offer(module.actor, iterations_done, float(self.score(module.actor)))
 
     def offer(self, actor: torch.nn.Module, iterations_done: int, value: float) -> None:
         """Record `actor`'s greedy score `value` and keep its weights if it is the best so far (other

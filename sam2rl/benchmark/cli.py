@@ -25,19 +25,21 @@ __all__ = ["compare", "main", "sweep_figure"]
 
 
 def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int = 20) -> list[dict]:
-    """One record per (video length, B): naive and ours on the same video and weights, timed in
-    turns (the naive loop once per length, against every B)."""
+    """One record per (video length, B): naive and ours on the same video and weights. Every
+    contender (the naive loop once per length, ours per length and B) is timed in turns with all
+    the others, so figures for different B and T compare as fairly as naive against ours."""
     tracker = setup.tracker()
+    with tempfile.TemporaryDirectory(prefix="sam2rl-bench-") as folder:
+        videos = [synthetic_video(Path(folder) / f"frames-{length}", length, setup.image_size) for length in frames]
+        naive = [NaiveLoop(setup, video) for video in videos]
+        ours = [EnvRollout(setup, video, batch, steps, tracker) for video in videos for batch in batches]
+        timed = interleaved(setup, [*naive, *ours])
     records = []
-    for length in frames:
-        with tempfile.TemporaryDirectory(prefix="sam2rl-bench-") as folder:
-            video = synthetic_video(folder, length, setup.image_size)
-            rollouts = [EnvRollout(setup, video, batch, steps, tracker) for batch in batches]
-            naive, *ours = interleaved(setup, [NaiveLoop(setup, video), *rollouts])
-            for env in ours:
-                records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
-                                "bf16": setup.bf16, "threads": setup.threads, "naive": naive, "ours": env,
-                                "ratio": env["transitions_per_s"] / naive["transitions_per_s"]})
+    for i, env in enumerate(timed[len(naive):]):
+        baseline = timed[i // len(batches)]
+        records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
+                        "bf16": setup.bf16, "threads": setup.threads, "naive": baseline, "ours": env,
+                        "ratio": env["transitions_per_s"] / baseline["transitions_per_s"]})
     return records
 
 
