@@ -330,6 +330,8 @@ def test_controllers_by_name() -> None:
         make_controller("x")
     assert f"available: {', '.join(sorted(CONTROLLERS))} " in str(error.value)
     assert {"dam4sam", "fifo", "oracle", "random", "sam2long", "samurai"} <= set(CONTROLLERS)
+    # the headline's heuristics: the published rules, not SAM 2's own, the random floor or ground-truth references
+    assert {name for name, cls in CONTROLLERS.items() if cls.heuristic} == {"dam4sam", "sam2long", "samurai"}
 
 
 # -- on a real (tiny, random) tracker ----------------------------------------------------------------

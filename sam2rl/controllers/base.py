@@ -23,8 +23,10 @@ class Controller:
     name = "controller"
     max_anchors = 1
     """Anchor slots this rule may use (the tracker's bank must have at least as many)."""
-    reads_ground_truth = False
-    """True for references that look at the ground truth (oracle, search): not rules for unseen video."""
+    heuristic = False
+    """True for the published hand-written rules (SAMURAI, DAM4SAM, SAM2Long): what SAM2RL's headline
+    compares an agent with. SAM 2's own rule is the reference itself; the random rule is a floor;
+    the oracle and the search read the ground truth, so they are upper references."""
 
     def reset(self, batch_size: int) -> None:
         """Forget per-episode state; called before the prompt frame of B new tracks."""

@@ -61,6 +61,8 @@ class Dam4SamController(Controller):
         tracker's pointer history is not a controller decision.
     """
 
+    heuristic = True
+
     max_anchors = 4
     """Anchor slots DAM4SAM needs: the prompt + 3 DRM frames (`TrackerSettings(max_anchors=...)`)."""
 

@@ -41,8 +41,6 @@ class OracleController(Controller):
     size) for one batch of B tracks. The ground truth costs T * S^2 bytes per track.
     """
 
-    reads_ground_truth = True
-
     def __init__(self, tracker: Tracker | None = None, features: FeatureCache | None = None,
                  gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int | None = 3,
                  num_frames: int | None = None, annotated: torch.Tensor | list[torch.Tensor] | None = None,

@@ -46,6 +46,8 @@ class Sam2LongController(Controller):
     defaults `num_pathway=3`, `iou_thre=0.1`, `uncertainty=2`).
     """
 
+    heuristic = True
+
     def __init__(self, *, iou_threshold: float = 0.1, keep_last_frame: bool = True) -> None:
         self.iou_threshold = float(iou_threshold)
         self.keep_last_frame = bool(keep_last_frame)

@@ -55,6 +55,8 @@ class SamuraiController(Controller):
     `choose` must run before `act` on every frame (as `track_video` and `Tracker.step` do).
     """
 
+    heuristic = True
+
     def __init__(self, *, memory_bank_iou_threshold: float = 0.5, memory_bank_obj_score_threshold: float = 0.0,
                  memory_bank_kf_score_threshold: float = 0.0, kf_score_weight: float = 0.15,
                  stable_frames_threshold: int = 15, stable_ious_threshold: float = 0.3,

@@ -40,8 +40,6 @@ class ScheduleSearch(Controller):
     ([generations + 1, B] per batch, the starting pool first), to judge the budget.
     """
 
-    reads_ground_truth = True
-
     def __init__(self, *, population: int = 32, generations: int = 20, elite: int = 4, mutations: int = 3,
                  allow_discard: bool = True, seed: int = 0) -> None:
         if min(population, generations, elite, mutations) < 1:
