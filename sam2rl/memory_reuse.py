@@ -15,10 +15,11 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["reuse_freed_memory"]
+__all__ = ["freed_memory_reused", "reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
+_reused = False
 
 
 def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
@@ -36,4 +37,11 @@ def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, threshold_bytes))
+    global _reused
+    _reused = bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, threshold_bytes))
+    return _reused
+
+
+def freed_memory_reused() -> bool:
+    """Whether this process keeps freed memory (`reuse_freed_memory` succeeded), for reports of speed."""
+    return _reused

@@ -11,6 +11,7 @@ import torch
 
 from sam2rl.benchmark.cli import main
 from sam2rl.benchmark.measure import PeakMemory, count_flops
+from sam2rl.memory_reuse import freed_memory_reused
 
 
 def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -26,6 +27,7 @@ def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytes
             assert len(figures["window_transitions_per_s"]) == 3
             assert figures["transitions_per_s"] == sorted(figures["window_transitions_per_s"])[1]
         assert r["ratio"] == pytest.approx(ours["transitions_per_s"] / naive["transitions_per_s"])
+        assert r["freed_memory_reused"] == freed_memory_reused()  # what the speed was measured under
         assert ours["flops_per_transition"] > 0 and ours["cache_bytes_per_frame"] > 0
         assert naive["peak_memory_bytes"] > 0 and ours["peak_memory_bytes"] > 0
     # the same video (and naive run) is shared by every B of one length

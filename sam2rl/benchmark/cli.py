@@ -20,6 +20,7 @@ from rich.table import Table
 from sam2rl.atomic import write_json
 from sam2rl.benchmark.measure import BenchSetup, EnvRollout, NaiveLoop, interleaved, measure_parts, synthetic_video
 from sam2rl.evaluation.plots import save_figure
+from sam2rl.memory_reuse import freed_memory_reused
 
 __all__ = ["compare", "main", "sweep_figure"]
 
@@ -38,7 +39,8 @@ def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int
     for i, env in enumerate(timed[len(naive):]):
         baseline = timed[i // len(batches)]
         records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
-                        "bf16": setup.bf16, "threads": setup.threads, "naive": baseline, "ours": env,
+                        "bf16": setup.bf16, "threads": setup.threads, "freed_memory_reused": freed_memory_reused(),
+                        "naive": baseline, "ours": env,
                         "ratio": env["transitions_per_s"] / baseline["transitions_per_s"]})
     return records
 
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     console = Console(width=max(Console().width, 150))
     setups = [BenchSetup(args.model, size, args.device, args.dtype == "bf16") for size in args.image_size]
-    where = f"{args.model}, random weights, {args.device} {args.dtype}, {torch.get_num_threads()} threads"
+    where = (f"{args.model}, random weights, {args.device} {args.dtype}, {torch.get_num_threads()} threads"
+             f"{'' if freed_memory_reused() else ', freed memory returned to the system'}")
     if args.parts:
         results = [{"model": s.model, "image_size": s.image_size, "device": s.device, "bf16": s.bf16,
                     "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
