@@ -26,10 +26,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     warnings.filterwarnings("ignore", message=".*cannot import name '_C' from 'sam2'.*")
-    reuse_freed_memory()
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:])
 
 
+def console() -> int:
+    """Entry point of the `sam2rl` command. The process is the command's own, so it keeps freed
+    tensor memory for reuse (`sam2rl.memory_reuse`); `main` called from Python leaves its host's
+    allocator alone."""
+    reuse_freed_memory()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from sam2rl import run_cli
 from sam2rl.memory_reuse import reuse_freed_memory
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 HELP = """usage: lightning run RECIPE.yaml [key=value ...]
 
@@ -27,7 +27,6 @@ def _sdk_command():
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"] and len(argv) > 1 and argv[1].endswith((".yaml", ".yml")):
-        reuse_freed_memory()
         return run_cli.main(argv[1:])
     sdk = _sdk_command()
     if sdk is not None:
@@ -35,3 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return sdk()
     print(HELP)
     return 0 if not argv or argv[0] in ("-h", "--help") else 2
+
+
+def console() -> int:
+    """Entry point of the `lightning` command; keeps freed tensor memory as `sam2rl.cli.console` does."""
+    reuse_freed_memory()
+    return main()

@@ -1,10 +1,14 @@
 """`reuse_freed_memory`: once a repeated computation has run a few times, its activations reuse
 freed memory instead of faulting fresh pages in."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from sam2rl.cli import main
 
 # An MLP step like the memory attention's (32 MiB activations), run 6 times; prints the page
 # faults of the last run.
@@ -36,3 +40,14 @@ def test_repeated_steps_stop_faulting_pages_in():
     assert applied == "True" and untouched == "False"  # importing the module alone changes nothing
     assert faults_default > activation_pages  # glibc handed the activations back: they fault in again
     assert faults_reused < activation_pages // 20
+
+
+def test_the_commands_keep_freed_memory_and_main_leaves_its_host_alone(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    command = Path(sys.executable).parent / "sam2rl"  # the installed console script
+    subprocess.run([str(command), "bench", "--model", "nano", "--image-size", "64", "--batch", "1", "--frames", "3",
+                    "--steps", "1", "--json", str(out)], capture_output=True, check=True)
+    assert json.loads(out.read_text())[0]["freed_memory_reused"] is (sys.platform.startswith("linux"))
+    assert main(["bench", "--model", "nano", "--image-size", "64", "--batch", "1", "--frames", "3", "--steps", "1",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["freed_memory_reused"] is False
