@@ -5,8 +5,8 @@ threshold (128 KiB, rising to at most 32 MiB) are unmapped, and the top of the h
 A tracking step allocates its activations afresh every frame, so each step faults all of them
 back in page by page, zero-filled by the kernel: at B=16 on `sam2.1_hiera_t` (256 px) that is
 about 160,000 page faults per step. Raising both thresholds makes freed blocks stay in the heap
-and be reused. Only commands (processes we own) call this; a
-library import never changes its host's allocator.
+and be reused. Only the console entry points (processes we own) call this; a library import
+never changes its host's allocator.
 """
 
 from __future__ import annotations

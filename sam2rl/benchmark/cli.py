@@ -35,9 +35,10 @@ def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int
         naive = [NaiveLoop(setup, video) for video in videos]
         ours = [EnvRollout(setup, video, batch, steps, tracker) for video in videos for batch in batches]
         timed = interleaved(setup, [*naive, *ours])
+    naive_figures, ours_figures = timed[:len(naive)], timed[len(naive):]
     records = []
-    for i, env in enumerate(timed[len(naive):]):
-        baseline = timed[i // len(batches)]
+    for i, env in enumerate(ours_figures):  # ours is listed video by video, B within each
+        baseline = naive_figures[i // len(batches)]
         records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
                         "bf16": setup.bf16, "threads": setup.threads, "freed_memory_reused": freed_memory_reused(),
                         "naive": baseline, "ours": env,
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs="+", default=[256])
     parser.add_argument("--batch", type=int, nargs="+", default=[16], help="parallel episodes B")
     parser.add_argument("--frames", type=int, nargs="+", default=[24], help="video length T")
-    parser.add_argument("--steps", type=int, default=20, help="timed environment steps per window (median of 3 windows, taken in turns with the naive loop's episodes)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed environment steps per window (median of 3 windows, taken in turns with the naive loop's episodes)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

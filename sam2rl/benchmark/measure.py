@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median_high
 
 import torch
 from tensordict import TensorDict
@@ -161,7 +162,8 @@ class NaiveLoop:
             self.setup.synchronize()
         return self.transitions / (time.perf_counter() - began)
 
-    def figures(self) -> dict:
+    def figures(self, transitions_per_s: float) -> dict:
+        """What goes with the measured rate in the report (nothing of the loop's depends on it)."""
         return {"frame_load_s": self.frame_load_s}
 
 
@@ -203,10 +205,11 @@ class EnvRollout:
         self.setup.synchronize()
         return self.batch * self.steps / (time.perf_counter() - began)
 
-    def figures(self) -> dict:
+    def figures(self, transitions_per_s: float) -> dict:
         return {"batch": self.batch, "frames": self.frames, "cache_build_s": self.cache_build_s,
                 "cache_bytes_per_frame": self.features.bytes_per_frame,
-                "flops_per_transition": self.flops_per_transition}
+                "flops_per_transition": self.flops_per_transition,
+                "achieved_tflops": self.flops_per_transition * transitions_per_s / 1e12}
 
 
 Contender = NaiveLoop | EnvRollout
@@ -225,12 +228,9 @@ def interleaved(setup: BenchSetup, contenders: list[Contender], windows: int = 3
             peaks[i] = max(peaks[i], memory.peak_bytes)
     results = []
     for contender, rate, peak in zip(contenders, rates, peaks):
-        median = sorted(rate)[len(rate) // 2]
-        figures = {**contender.figures(), "transitions_per_s": median, "window_transitions_per_s": rate,
-                   "peak_memory_bytes": peak}
-        if isinstance(contender, EnvRollout):
-            figures["achieved_tflops"] = contender.flops_per_transition * median / 1e12
-        results.append(figures)
+        median = median_high(rate)
+        results.append({**contender.figures(median), "transitions_per_s": median, "window_transitions_per_s": rate,
+                        "peak_memory_bytes": peak})
     return results
 
 
@@ -244,7 +244,7 @@ def _timed(fn: Callable[[], object], repeats: int, setup: BenchSetup) -> float:
         fn()
         setup.synchronize()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return median_high(times)
 
 
 @torch.inference_mode()
