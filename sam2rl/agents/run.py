@@ -31,6 +31,7 @@ from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
 from sam2rl.envs.observation import GLOBAL_FEATURES
 from sam2rl.evaluation.evaluate import evaluate
+from sam2rl.evaluation.headline import describe_headline, headline
 from sam2rl.evaluation.plots import write_plots
 from sam2rl.evaluation.report import results_table, write_csv
 from sam2rl.evaluation.tracking import make_eval_controller
@@ -234,26 +235,6 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     return (improvements or reports)[-1]["greedy_quality"]
 
 
-def _headline(results: dict, agent: str, baselines: list[Controller]) -> dict:
-    """The SAM2RL comparison: the agent's relative gain over FIFO against the best heuristic's
-    (`Controller.heuristic`), and on how many tracks the agent beats FIFO."""
-    controllers = results["controllers"]
-    gains = {name: controllers[name]["overall"]["gain_over_fifo"] for name in controllers}
-    heuristics = [rule.name for rule in baselines if rule.heuristic]
-    best = max(heuristics, key=lambda name: gains[name]) if heuristics else None
-    fifo = {(r["sequence"], r["object_id"]): r["quality"] for r in controllers["fifo"]["tracks"]}
-    tracks = [{"track": f"{r['sequence']}:{r['object_id']}", "fifo": fifo[(r["sequence"], r["object_id"])],
-               "agent": r["quality"], "gain": r["quality"] - fifo[(r["sequence"], r["object_id"])]}
-              for r in controllers[agent]["tracks"]]
-    best_gain = gains[best] if best is not None else None
-    return {"agent": agent, "agent_gain": gains[agent], "best_heuristic": best, "best_heuristic_gain": best_gain,
-            # a ratio over a heuristic that loses to FIFO (gain <= 0) means nothing
-            "gain_ratio": gains[agent] / best_gain if best_gain is not None and best_gain > 0 else None,
-            "quality": {name: controllers[name]["overall"]["quality"] for name in controllers},
-            "gain_over_fifo": gains, "tracks": tracks, "agent_beats_fifo": sum(t["gain"] > 0 for t in tracks),
-            "num_tracks": len(tracks)}
-
-
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
     where = f"recipe {recipe_path}: " if recipe_path else ""
@@ -315,18 +296,13 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             for name, _ in jobs if (out / name / "selection.json").is_file()}
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
-               **_headline(results, agent.name, rules), "kept_iteration": kept}
+               **headline(results, agent.name, [rule.name for rule in rules if rule.heuristic]),
+               "kept_iteration": kept}
     write_json(out / "results.json", results)
     write_csv(out / "scores.csv", results)
     write_json(out / "summary.json", summary)
     console.print(results_table(results, f"sam2rl {recipe.task}"))
-    best = summary["best_heuristic"]
-    if best is not None:
-        ratio = summary["gain_ratio"]
-        console.print(f"{agent.name}: {summary['agent_gain']:+.1%} over FIFO vs best heuristic {best} "
-                      f"{summary['best_heuristic_gain']:+.1%}"
-                      + (" (no heuristic beats FIFO)" if ratio is None else f" ({ratio:.1f}x)")
-                      + f"; beats FIFO on {summary['agent_beats_fifo']} of {summary['num_tracks']} tracks")
+    console.print(describe_headline(summary))
     if recipe.evaluation.plots:
         written = write_plots(results, out / "plots", compare=["fifo", agent.name])
         console.print(f"plots: {out / 'plots'} ({len(written)} PNG; FIFO vs agent: *_compare.png)")

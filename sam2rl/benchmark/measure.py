@@ -217,8 +217,9 @@ Contender = NaiveLoop | EnvRollout
 
 def interleaved(setup: BenchSetup, contenders: list[Contender], windows: int = 3) -> list[dict]:
     """Each contender's figures with its median transitions per second over `windows` windows and
-    its peak memory. The contenders take turns window by window, so a spell in which a shared
-    machine runs slow falls on all of them instead of on whichever was being timed."""
+    the peak memory while it ran (on CPU the whole process's, the others' kept memory included).
+    The contenders take turns window by window, so a spell in which a shared machine runs slow
+    falls on all of them instead of on whichever was being timed."""
     rates: list[list[float]] = [[] for _ in contenders]
     peaks = [0] * len(contenders)
     for _ in range(windows):

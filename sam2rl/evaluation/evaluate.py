@@ -16,7 +16,7 @@ from sam2rl.evaluation.report import safe_name
 from sam2rl.evaluation.tracking import TrackRun, track_video
 from sam2rl.tracker import FeatureCache, Tracker
 
-__all__ = ["RunsCallback", "evaluate", "write_masks"]
+__all__ = ["RunsCallback", "evaluate", "pool_results", "write_masks"]
 
 RunsCallback = Callable[[VideoSequence, str, list[TrackRun]], None]
 """`on_runs(video, controller_name, runs)`: the `TrackRun`s (masks included) of one sequence and
@@ -98,6 +98,11 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
                 on_runs(video, controller.name, runs)
             if on_track is not None:
                 on_track(video.name, controller.name)
+    return _summarize(results)
+
+
+def _summarize(results: dict) -> dict:
+    """Each controller's `overall` means over its tracks and its relative gain over FIFO."""
     for entry in results["controllers"].values():
         entry["overall"] = {key: _mean(entry["tracks"], key) for key in (*SUMMARY_KEYS, "fps")}
     fifo = results["controllers"].get("fifo")
@@ -108,3 +113,41 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
             gain = (entry["overall"]["quality"] - base) / base if base else float("nan")
         entry["overall"]["gain_over_fifo"] = gain
     return results
+
+
+def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
+    """One result from several `evaluate` results on different tracks (e.g. one per fresh video set):
+    each controller's tracks together, and every mean over all of them, so a headline rests on more
+    tracks than one run scored. Model, `skip_first`, controllers and bank layouts must agree; a
+    track may appear in one run only. `sources` names the runs in errors and in `data`."""
+    if len(runs) != len(sources) or not runs:
+        raise ValueError(f"pool: give one source name per result, got {len(runs)} results and {len(sources)} names")
+    first, origin = runs[0], sources[0]
+    for run, source in zip(runs[1:], sources[1:]):
+        for key in ("model", "skip_first"):
+            if run.get(key) != first.get(key):
+                raise ValueError(f"pool: {source}: {key} {run.get(key)} differs from {origin}'s {first.get(key)}")
+        if list(run["controllers"]) != list(first["controllers"]):
+            raise ValueError(f"pool: {source}: controllers {list(run['controllers'])} differ from "
+                             f"{origin}'s {list(first['controllers'])}")
+    pooled: dict = {"model": first["model"], "skip_first": first["skip_first"], "controllers": {},
+                    "data": {"pooled": [{"source": source, **run.get("data", {})} for run, source in zip(runs, sources)]}}
+    for name in first["controllers"]:
+        seen: dict[tuple[str, int], str] = {}
+        rows: list[dict] = []
+        for run, source in zip(runs, sources):
+            entry = run["controllers"][name]
+            if entry["bank"] != first["controllers"][name]["bank"]:
+                raise ValueError(f"pool: {source}: {name}'s bank {entry['bank']} differs from {origin}'s")
+            for row in entry["tracks"]:
+                track = (row["sequence"], row["object_id"])
+                if track in seen:
+                    raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
+                seen[track] = source
+                rows.append(row)
+        sequences = {row["sequence"]: [r for r in rows if r["sequence"] == row["sequence"]] for row in rows}
+        pooled["controllers"][name] = {
+            "bank": first["controllers"][name]["bank"], "tracks": rows,
+            "sequences": {seq: {key: _mean(group, key) for key in SUMMARY_KEYS} for seq, group in sequences.items()}}
+    pooled["data"]["tracks"] = len(pooled["controllers"][next(iter(first["controllers"]))]["tracks"])
+    return _summarize(pooled)

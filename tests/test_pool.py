@@ -1,0 +1,113 @@
+"""`sam2rl pool`: one table and headline over several runs' tracks."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from sam2rl.cli import main as sam2rl
+from sam2rl.evaluation.evaluate import pool_results
+from sam2rl.evaluation.headline import describe_headline, headline
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+MODEL = {"model": "nano", "image_size": 64, "config_sha256": "c", "weights_sha256": "w"}
+
+
+def _flat(text: str) -> str:
+    """Console output without the line breaks rich wraps it with."""
+    return " ".join(text.split())
+
+
+def _row(sequence: str, quality: float) -> dict:
+    return {"sequence": sequence, "object_id": 1, "prompt_frame": 0, "quality": quality, "j_mean": quality,
+            "f_mean": quality, "jf_mean": quality, "presence": 1.0, "fps": 10.0}
+
+
+def _results(qualities: dict[str, list[tuple[str, float]]]) -> dict:
+    """An `evaluate`-shaped result: per controller, (sequence, quality) of its tracks."""
+    controllers = {name: {"bank": {"anchors": 1, "recent": 6}, "tracks": [_row(s, q) for s, q in rows]}
+                   for name, rows in qualities.items()}
+    return {"model": dict(MODEL), "skip_first": 7, "controllers": controllers}
+
+
+def test_pool_means_every_track_not_every_run() -> None:
+    one = _results({"fifo": [("a", 0.4)], "samurai": [("a", 0.5)], "agent (per video)": [("a", 0.6)]})
+    two = _results({"fifo": [("b", 0.6), ("c", 0.8)], "samurai": [("b", 0.6), ("c", 0.8)],
+                    "agent (per video)": [("b", 0.5), ("c", 1.0)]})
+    pooled = pool_results([one, two], ["one", "two"])
+    fifo, agent = (pooled["controllers"][name]["overall"] for name in ("fifo", "agent (per video)"))
+    assert fifo["quality"] == pytest.approx(0.6)  # (0.4 + 0.6 + 0.8) / 3, not the runs' (0.4 + 0.7) / 2
+    assert agent["quality"] == pytest.approx(0.7)
+    assert agent["gain_over_fifo"] == pytest.approx(0.7 / 0.6 - 1)
+    assert pooled["controllers"]["fifo"]["sequences"]["c"]["quality"] == pytest.approx(0.8)
+    assert [d["source"] for d in pooled["data"]["pooled"]] == ["one", "two"] and pooled["data"]["tracks"] == 3
+    summary = headline(pooled, "agent (per video)")
+    samurai_gain = 1.9 / 1.8 - 1
+    assert summary["best_heuristic"] == "samurai"
+    assert summary["gain_ratio"] == pytest.approx((0.7 / 0.6 - 1) / samurai_gain)
+    assert summary["agent_beats_fifo"] == 2 and summary["num_tracks"] == 3  # track b: 0.5 against FIFO's 0.6
+    assert "beats FIFO on 2 of 3 tracks" in describe_headline(summary)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: r["model"].update(weights_sha256="other"), "two: model"),
+    (lambda r: r.update(skip_first=0), "two: skip_first 0 differs from one's 7"),
+    (lambda r: r["controllers"].pop("samurai"), "two: controllers"),
+    (lambda r: r["controllers"]["fifo"]["bank"].update(anchors=4), "two: fifo's bank"),
+    (lambda r: r["controllers"]["fifo"]["tracks"][0].update(sequence="a"), "track a:1 is in both one and two"),
+])
+def test_pool_refuses_runs_that_do_not_match(change, message: str) -> None:
+    one = _results({"fifo": [("a", 0.4)], "samurai": [("a", 0.5)]})
+    two = _results({"fifo": [("b", 0.6)], "samurai": [("b", 0.6)]})
+    change(two)
+    with pytest.raises(ValueError, match=message):
+        pool_results([one, two], ["one", "two"])
+
+
+def test_pooling_two_eval_runs_gives_the_run_over_both(nano_random_checkpoint: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    def run(name: str, *split: str) -> Path:
+        args = ["eval", "--data", str(SAMPLE), "--model", "nano", "--checkpoint", str(nano_random_checkpoint),
+                "--image-size", "64", "--controllers", "fifo,samurai,dam4sam", "--json", str(tmp_path / f"{name}.json")]
+        if split:
+            (tmp_path / f"{name}.txt").write_text("\n".join(split) + "\n")
+            args += ["--split", str(tmp_path / f"{name}.txt")]
+        assert sam2rl(args) == 0
+        return tmp_path / f"{name}.json"
+
+    both = json.loads(run("both").read_text())
+    parts = [run("first", "synth-medium-1000-000"), run("second", "synth-medium-1000-001")]
+    out = tmp_path / "pool"
+    capsys.readouterr()
+    assert sam2rl(["pool", *map(str, parts), "--agent", "dam4sam", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    pooled = json.loads((out / "results.json").read_text())
+    for name, entry in both["controllers"].items():
+        for key in ("quality", "jf_mean", "presence", "gain_over_fifo"):
+            assert pooled["controllers"][name]["overall"][key] == pytest.approx(entry["overall"][key], abs=1e-12)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(headline(both, "dam4sam")))
+    assert summary["num_tracks"] == 5 and _flat(describe_headline(summary)) in _flat(printed)
+    assert (out / "scores.csv").is_file() and (out / "scores-overall.csv").is_file()
+
+
+def test_pool_errors_name_the_file_or_ask_for_the_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert sam2rl(["pool", str(bad)]) == 2
+    assert f"{bad}: not JSON" in _flat(capsys.readouterr().out)
+    assert sam2rl(["pool", str(tmp_path / "missing")]) == 2
+    assert "missing: cannot read it" in _flat(capsys.readouterr().out)
+    runs = []
+    for i, sequence in enumerate(("a", "b")):
+        results = _results({"fifo": [(sequence, 0.5)], "agent:x.pt": [(sequence, 0.6)], "agent:y.pt": [(sequence, 0.7)]})
+        runs.append(tmp_path / f"run{i}")
+        runs[-1].mkdir()
+        (runs[-1] / "results.json").write_text(json.dumps(copy.deepcopy(results)))
+    assert sam2rl(["pool", *map(str, runs)]) == 2
+    assert "--agent: say which controller is the agent" in _flat(capsys.readouterr().out)
+    assert sam2rl(["pool", *map(str, runs), "--agent", "agent:y.pt"]) == 0
+    assert "agent:y.pt: +40.0% over FIFO vs no heuristic among the controllers" in _flat(capsys.readouterr().out)
