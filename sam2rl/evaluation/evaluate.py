@@ -145,9 +145,12 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
                     raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
                 seen[track] = source
                 rows.append(row)
-        sequences = {row["sequence"]: [r for r in rows if r["sequence"] == row["sequence"]] for row in rows}
+        sequences: dict[str, list[dict]] = {}
+        for row in rows:
+            sequences.setdefault(row["sequence"], []).append(row)
         pooled["controllers"][name] = {
             "bank": first["controllers"][name]["bank"], "tracks": rows,
             "sequences": {seq: {key: _mean(group, key) for key in SUMMARY_KEYS} for seq, group in sequences.items()}}
-    pooled["data"]["tracks"] = len(pooled["controllers"][next(iter(first["controllers"]))]["tracks"])
+    pooled["data"]["tracks"] = len({(row["sequence"], row["object_id"])
+                                    for entry in pooled["controllers"].values() for row in entry["tracks"]})
     return _summarize(pooled)
