@@ -70,7 +70,7 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     trackers = {controller.name: tracker.with_anchors(controller.max_anchors) for controller in controllers}
     for controller in controllers:
         results["controllers"][controller.name] = {
-            "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent}, "sequences": {}, "tracks": []}
+            "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent}, "tracks": []}
     wanted = None if tracks is None else {(t.sequence, t.object_id) for t in tracks}
     for video in dataset.sequences:
         chosen = [t for t in video.tracks() if wanted is None or (t.sequence, t.object_id) in wanted]
@@ -91,7 +91,6 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
                              "prompt_frame": run.track.prompt_frame, "fps": 1.0 / max(run.seconds / max(len(run.frames) - 1, 1), 1e-9),
                              **scores, "bank_frames": run.bank_frames.tolist(), "actions": run.actions.tolist()})
             entry["tracks"] += rows
-            entry["sequences"][video.name] = {key: _mean(rows, key) for key in SUMMARY_KEYS}
             if dump_masks is not None:
                 write_masks(Path(dump_masks) / safe_name(controller.name), video, runs)
             if on_runs is not None:
@@ -102,8 +101,12 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
 
 
 def _summarize(results: dict) -> dict:
-    """Each controller's `overall` means over its tracks and its relative gain over FIFO."""
+    """Each controller's means per sequence and `overall` over its tracks, and its relative gain over FIFO."""
     for entry in results["controllers"].values():
+        sequences: dict[str, list[dict]] = {}
+        for row in entry["tracks"]:
+            sequences.setdefault(row["sequence"], []).append(row)
+        entry["sequences"] = {name: {key: _mean(rows, key) for key in SUMMARY_KEYS} for name, rows in sequences.items()}
         entry["overall"] = {key: _mean(entry["tracks"], key) for key in (*SUMMARY_KEYS, "fps")}
     fifo = results["controllers"].get("fifo")
     for entry in results["controllers"].values():
@@ -145,12 +148,7 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
                     raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
                 seen[track] = source
                 rows.append(row)
-        sequences: dict[str, list[dict]] = {}
-        for row in rows:
-            sequences.setdefault(row["sequence"], []).append(row)
-        pooled["controllers"][name] = {
-            "bank": first["controllers"][name]["bank"], "tracks": rows,
-            "sequences": {seq: {key: _mean(group, key) for key in SUMMARY_KEYS} for seq, group in sequences.items()}}
+        pooled["controllers"][name] = {"bank": first["controllers"][name]["bank"], "tracks": rows}
     pooled["data"]["tracks"] = len({(row["sequence"], row["object_id"])
                                     for entry in pooled["controllers"].values() for row in entry["tracks"]})
     return _summarize(pooled)
