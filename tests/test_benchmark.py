@@ -61,6 +61,15 @@ def test_flop_count_includes_cpu_attention() -> None:
     assert flops == 2 * (2 * 2 * 16 * 32 * 8)  # scores and weighted sum, 2 FLOPs per multiply-add
 
 
+def test_flop_count_of_a_compiled_module() -> None:
+    """`bench --compile` counts its step's FLOPs; torch.compile cannot trace under the counter."""
+    layer = torch.nn.Linear(8, 4)
+    compiled = torch.compile(layer, fullgraph=True)
+    x = torch.randn(3, 8)
+    compiled(x)
+    assert count_flops(lambda: compiled(x)) == 2 * 3 * 8 * 4
+
+
 def test_peak_memory_sees_a_temporary_allocation() -> None:
     with PeakMemory("cpu") as memory:
         before = memory.peak_bytes

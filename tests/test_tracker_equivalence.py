@@ -54,11 +54,12 @@ def track_reference(predictor, clip: Path) -> dict[int, torch.Tensor]:
 TRAINED_NANO = Path(__file__).resolve().parents[1] / "data" / "nano.pt"
 
 
-@pytest.mark.parametrize("name,size,weights", [("sam2.1_hiera_t", 256, None), ("nano", 128, None),
-                                               ("nano", 128, TRAINED_NANO)])
+@pytest.mark.parametrize("name,size,weights,compiled", [("sam2.1_hiera_t", 256, None, False), ("nano", 128, None, False),
+                                                        ("nano", 128, TRAINED_NANO, False),
+                                                        ("nano", 128, TRAINED_NANO, True)])
 @torch.inference_mode()
-def test_fifo_core_reproduces_sam2_video_predictor(name: str, size: int, weights: Path | None, blackswan_clip: Path,
-                                                   tmp_path: Path) -> None:
+def test_fifo_core_reproduces_sam2_video_predictor(name: str, size: int, weights: Path | None, compiled: bool,
+                                                   blackswan_clip: Path, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if weights is None:  # random weights, saved in the official format
@@ -67,7 +68,7 @@ def test_fifo_core_reproduces_sam2_video_predictor(name: str, size: int, weights
         checkpoint = weights
         spec = ModelSpec(name, checkpoint=str(checkpoint), image_size=size)
         reference = track_reference(reference_predictor(spec, checkpoint), blackswan_clip)
-    ours = track_fifo(Tracker.from_spec(spec), blackswan_clip)
+    ours = track_fifo(Tracker.from_spec(spec, settings=TrackerSettings(compile=compiled)), blackswan_clip)
 
     assert sorted(ours) == sorted(reference) == list(range(24))
     for t in range(24):
@@ -86,3 +87,9 @@ def test_a_different_memory_rule_is_detected(blackswan_clip: Path, nano_random_c
     bank_ptrs = track_fifo(Tracker.from_spec(spec, settings=TrackerSettings(pointer_source="bank")), blackswan_clip)
     assert all(torch.equal(fifo[t], bank_ptrs[t]) for t in range(2))  # identical while history == bank
     assert max((fifo[t] - bank_ptrs[t]).abs().max().item() for t in range(8, 24)) > 1e-3
+
+
+def test_compile_needs_the_compiled_model(nano_random_checkpoint: Path) -> None:
+    model, _ = build_sam2_model(ModelSpec("nano", checkpoint=str(nano_random_checkpoint)))
+    with pytest.raises(ValueError, match="compiled=True.*SAM2Base"):
+        Tracker(model, TrackerSettings(compile=True))

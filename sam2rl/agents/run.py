@@ -50,6 +50,7 @@ class ModelSection:
     image_size: int | None = None
     device: str = "cpu"
     bf16: bool = False  # bfloat16 autocast (CUDA, or a CPU with bfloat16 units)
+    compile: bool = False  # torch.compile the per-frame modules (TrackerSettings.compile); pays on GPU, not on CPU
 
 
 @dataclass
@@ -121,7 +122,8 @@ def _tracker(recipe: AgentRecipe) -> Tracker:
                      seed=recipe.trainer.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Tracker.from_spec(spec, m.device, TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16))
+        return Tracker.from_spec(spec, m.device, TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16,
+                                                                  compile=m.compile))
 
 
 def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tracks") -> list[Track]:

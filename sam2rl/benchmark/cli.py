@@ -40,7 +40,7 @@ def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int
     for i, env in enumerate(ours_figures):  # ours is listed video by video, B within each
         baseline = naive_figures[i // len(batches)]
         records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
-                        "bf16": setup.bf16, "threads": setup.threads, "freed_memory_reused": freed_memory_reused(),
+                        "bf16": setup.bf16, "compiled": setup.compile, "threads": setup.threads, "freed_memory_reused": freed_memory_reused(),
                         "naive": baseline, "ours": env,
                         "ratio": env["transitions_per_s"] / baseline["transitions_per_s"]})
     return records
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed environment steps per window (median of 3 windows, taken in turns with the naive loop's episodes)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile our tracker's per-frame modules as sam2's SAM2VideoPredictorVOS does "
+                             "(max-autotune, CUDA graphs on GPU); compiling falls in the warm-up, the naive loop stays plain")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="write all figures as JSON")
     parser.add_argument("--plot", type=Path, help="write a PNG of transitions/s against B and T (first size)")
@@ -149,12 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     console = Console(width=max(Console().width, 150))
-    setups = [BenchSetup(args.model, size, args.device, args.dtype == "bf16") for size in args.image_size]
-    where = (f"{args.model}, random weights, {args.device} {args.dtype}, {torch.get_num_threads()} threads"
+    setups = [BenchSetup(args.model, size, args.device, args.dtype == "bf16", compile=args.compile)
+              for size in args.image_size]
+    where = (f"{args.model}, random weights, {args.device} {args.dtype}{', ours compiled' if args.compile else ''}, "
+             f"{torch.get_num_threads()} threads"
              f"{'' if freed_memory_reused() else ', freed memory returned to the system'}")
     if args.parts:
         results = [{"model": s.model, "image_size": s.image_size, "device": s.device, "bf16": s.bf16,
-                    "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
+                    "compiled": s.compile, "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))
         console.print(_ops_table(results, "where a tracking step's time goes (self time of the costliest operators)"))
     else:

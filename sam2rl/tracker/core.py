@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import get_1d_sine_pe
+from sam2.sam2_video_predictor import SAM2VideoPredictorVOS
 from omegaconf import OmegaConf
 from tensordict import tensorclass
 
@@ -50,6 +51,9 @@ class TrackerSettings:
     """Cached image features; bfloat16/float16 halve the cache."""
     autocast: bool = False
     """bfloat16 autocast for the network calls (CUDA, or CPUs with bfloat16 matmul units)."""
+    compile: bool = False
+    """Run the per-frame modules under `torch.compile`, as sam2's `SAM2VideoPredictorVOS`
+    (`Tracker.from_spec` builds that class); the first frames of each new shape compile."""
 
 
 @tensorclass
@@ -105,7 +109,8 @@ def _keep_decoder_tokens(decoder: torch.nn.Module) -> None:
         return
 
     def keep(module: torch.nn.Module, inputs: object, outputs: tuple) -> None:
-        module.sam2rl_tokens = outputs[2]  # MaskDecoder returns (masks, ious, sam_tokens_out, object_scores)
+        # cloned: a compiled decoder's outputs live in CUDA-graph memory its next call reuses
+        module.sam2rl_tokens = outputs[2].clone()  # MaskDecoder returns (masks, ious, sam_tokens_out, object_scores)
 
     decoder.register_forward_hook(keep)
     decoder.sam2rl_tokens_hooked = True
@@ -116,6 +121,9 @@ class Tracker:
 
     def __init__(self, model: SAM2Base, settings: TrackerSettings = TrackerSettings(),
                  spec: ModelSpec | None = None, weights_digest: str = "unknown"):
+        if settings.compile and not isinstance(model, SAM2VideoPredictorVOS):
+            raise ValueError(f"TrackerSettings(compile=True) needs a model built with compiled=True "
+                             f"(sam2's SAM2VideoPredictorVOS), got {type(model).__name__}")
         self.model = model
         self.settings = settings
         self.spec = spec
@@ -130,7 +138,7 @@ class Tracker:
     @classmethod
     def from_spec(cls, spec: ModelSpec, device: str | torch.device = "cpu",
                   settings: TrackerSettings = TrackerSettings()) -> Tracker:
-        model, checkpoint = build_sam2_model(spec, device)
+        model, checkpoint = build_sam2_model(spec, device, compiled=settings.compile)
         return cls(model, settings, spec, checkpoint_digest(checkpoint, spec.seed))
 
     def with_anchors(self, max_anchors: int) -> Tracker:

@@ -154,9 +154,16 @@ def model_config(spec: ModelSpec, target: str = "sam2.modeling.sam2_base.SAM2Bas
     return cfg
 
 
-def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu") -> tuple[SAM2Base, Path | None]:
-    """Instantiate sam2's `SAM2Base` from its config; returns it (eval mode) and its checkpoint file."""
-    return _instantiate(spec, "sam2.modeling.sam2_base.SAM2Base", device)
+def build_sam2_model(spec: ModelSpec, device: str | torch.device = "cpu",
+                     compiled: bool = False) -> tuple[SAM2Base, Path | None]:
+    """Instantiate sam2's `SAM2Base` from its config; returns it (eval mode) and its checkpoint file.
+
+    `compiled` builds sam2's `SAM2VideoPredictorVOS` instead: the same model with its memory
+    encoder, memory attention, prompt encoder and mask decoder under `torch.compile`
+    (max-autotune, CUDA graphs on GPU), compiled on their first calls.
+    """
+    target = "sam2.sam2_video_predictor.SAM2VideoPredictorVOS" if compiled else "sam2.modeling.sam2_base.SAM2Base"
+    return _instantiate(spec, target, device)
 
 
 def build_sam2_video_predictor(spec: ModelSpec, device: str | torch.device = "cpu") -> SAM2VideoPredictor:
