@@ -58,6 +58,7 @@ def test_pool_means_every_track_not_every_run() -> None:
     (lambda r: r["controllers"].pop("samurai"), "two: controllers"),
     (lambda r: r["controllers"]["fifo"]["bank"].update(anchors=4), "two: fifo's bank"),
     (lambda r: r["controllers"]["fifo"]["tracks"][0].update(sequence="a"), "track a:1 is in both one and two"),
+    (lambda r: r["controllers"]["samurai"].update(heuristic=False), "two: samurai is not a heuristic there, unlike in one"),
 ])
 def test_pool_refuses_runs_that_do_not_match(change, message: str) -> None:
     one = _results({"fifo": [("a", 0.4)], "samurai": [("a", 0.5)]})
@@ -65,6 +66,20 @@ def test_pool_refuses_runs_that_do_not_match(change, message: str) -> None:
     change(two)
     with pytest.raises(ValueError, match=message):
         pool_results([one, two], ["one", "two"])
+
+
+def test_headline_compares_with_the_rules_results_mark_as_heuristics() -> None:
+    """A user's rule (not in the registry) that sets `Controller.heuristic` counts, in a run and pooled."""
+    runs = [_results({"fifo": [(s, 0.5)], "samurai": [(s, 0.55)], "mine": [(s, 0.6)], "agent (per video)": [(s, 0.8)]})
+            for s in ("a", "b")]
+    for run in runs:
+        for name, entry in run["controllers"].items():
+            entry["heuristic"] = name in ("samurai", "mine")
+    pooled = pool_results(runs, ["one", "two"])
+    assert pooled["controllers"]["mine"]["heuristic"] and not pooled["controllers"]["fifo"]["heuristic"]
+    assert headline(pooled, "agent (per video)")["best_heuristic"] == "mine"
+    runs[0]["controllers"]["mine"]["heuristic"] = False
+    assert headline(pool_results(runs[:1], ["one"]), "agent (per video)")["best_heuristic"] == "samurai"
 
 
 def test_pooling_two_eval_runs_gives_the_run_over_both(nano_random_checkpoint: Path, tmp_path: Path,

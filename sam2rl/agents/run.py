@@ -298,7 +298,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             for name, _ in jobs if (out / name / "selection.json").is_file()}
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
-               **headline(results, agent.name, [rule.name for rule in rules if rule.heuristic]),
+               **headline(results, agent.name),
                "kept_iteration": kept}
     write_json(out / "results.json", results)
     write_csv(out / "scores.csv", results)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sam2rl.controllers import Controller
+from sam2rl.controllers import CONTROLLERS, Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.evaluation.metrics import score_track
@@ -53,7 +53,8 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     Each controller tracks with banks of its own `max_anchors` anchor slots. `tracks` limits
     the evaluation to those tracks (default: every object of every sequence).
     Returns a JSON-ready dict: the model identity, then per controller its bank layout (`bank`:
-    anchor and recent slots, the columns of `bank_frames`), the per-track scores,
+    anchor and recent slots, the columns of `bank_frames`), whether it is a published heuristic
+    (`heuristic`, what `headline` compares an agent with), the per-track scores,
     per-sequence means and overall means (over tracks), frames per second, and
     `overall.gain_over_fifo`, the relative improvement of tracking quality over FIFO (None
     when FIFO is not among the controllers).
@@ -70,7 +71,8 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     trackers = {controller.name: tracker.with_anchors(controller.max_anchors) for controller in controllers}
     for controller in controllers:
         results["controllers"][controller.name] = {
-            "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent}, "tracks": []}
+            "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent},
+            "heuristic": controller.heuristic, "tracks": []}
     wanted = None if tracks is None else {(t.sequence, t.object_id) for t in tracks}
     for video in dataset.sequences:
         chosen = [t for t in video.tracks() if wanted is None or (t.sequence, t.object_id) in wanted]
@@ -118,6 +120,11 @@ def _summarize(results: dict) -> dict:
     return results
 
 
+def _heuristic(name: str, entry: dict) -> bool:
+    # results written before entries recorded it: the registered rule of that name decides
+    return entry["heuristic"] if "heuristic" in entry else getattr(CONTROLLERS.get(name), "heuristic", False)
+
+
 def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
     """One result from several `evaluate` results on different tracks (e.g. one per fresh video set):
     each controller's tracks together, and every mean over all of them, so a headline rests on more
@@ -142,13 +149,17 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
             entry = run["controllers"][name]
             if entry["bank"] != first["controllers"][name]["bank"]:
                 raise ValueError(f"pool: {source}: {name}'s bank {entry['bank']} differs from {origin}'s")
+            if _heuristic(name, entry) != _heuristic(name, first["controllers"][name]):
+                raise ValueError(f"pool: {source}: {name} is {'not ' * (not _heuristic(name, entry))}a heuristic "
+                                 f"there, unlike in {origin}")
             for row in entry["tracks"]:
                 track = (row["sequence"], row["object_id"])
                 if track in seen:
                     raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
                 seen[track] = source
                 rows.append(row)
-        pooled["controllers"][name] = {"bank": first["controllers"][name]["bank"], "tracks": rows}
+        pooled["controllers"][name] = {"bank": first["controllers"][name]["bank"],
+                                       "heuristic": _heuristic(name, first["controllers"][name]), "tracks": rows}
     pooled["data"]["tracks"] = len({(row["sequence"], row["object_id"])
                                     for entry in pooled["controllers"].values() for row in entry["tracks"]})
     return _summarize(pooled)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sam2rl.controllers import CONTROLLERS
-
 __all__ = ["describe_headline", "headline"]
 
 
-def headline(results: dict, agent: str, heuristics: Sequence[str] | None = None) -> dict:
-    """The comparison for `agent` in `evaluate`'s `results`: its gain over FIFO, the best heuristic's,
-    their ratio, and on how many tracks the agent beats FIFO. `heuristics`: the controllers that
-    count as published rules; by default those whose registered class says `Controller.heuristic`
-    (SAMURAI, DAM4SAM, SAM2Long)."""
+def headline(results: dict, agent: str) -> dict:
+    """The comparison for `agent` in `evaluate`'s `results`: its gain over FIFO, the best heuristic's
+    (among the controllers whose entry says `heuristic`: SAMURAI, DAM4SAM, SAM2Long, a user's rule
+    that sets `Controller.heuristic`), their ratio, and on how many tracks the agent beats FIFO."""
     controllers = results["controllers"]
     if agent not in controllers or "fifo" not in controllers:
         raise ValueError(f"headline: needs 'fifo' and {agent!r} among the controllers, got {list(controllers)}")
-    if heuristics is None:
-        heuristics = [name for name in controllers if getattr(CONTROLLERS.get(name), "heuristic", False)]
+    heuristics = [name for name, entry in controllers.items() if entry["heuristic"]]
     gains = {name: controllers[name]["overall"]["gain_over_fifo"] for name in controllers}
     best = max(heuristics, key=lambda name: gains[name]) if heuristics else None
     fifo = {(r["sequence"], r["object_id"]): r["quality"] for r in controllers["fifo"]["tracks"]}
