@@ -12,7 +12,7 @@ COMMANDS = {
     "run": ("sam2rl.run_cli", "run a YAML recipe (recipes/*.yaml) with key=value overrides"),
     "eval": ("sam2rl.evaluation.cli", "track a dataset with memory controllers and score them"),
     "pool": ("sam2rl.evaluation.pool_cli", "one table and headline over several runs' tracks"),
-    "bench": ("sam2rl.benchmark.cli", "time the image encoder and the batched tracking step"),
+    "bench": ("sam2rl.benchmark.cli", "transitions/s of the plain SAM 2 loop against SAM2MemoryEnv (--parts: where a step goes)"),
     "synth": ("sam2rl.synth.cli", "write synthetic tracking videos in the DAVIS layout"),
 }
 

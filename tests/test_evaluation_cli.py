@@ -62,3 +62,16 @@ def test_controller_by_dotted_path() -> None:
 def test_top_level_help_and_unknown_command(capsys: pytest.CaptureFixture) -> None:
     assert sam2rl([]) == 0 and "eval" in capsys.readouterr().out
     assert sam2rl(["train-everything"]) == 2
+
+
+def test_eval_in_bfloat16_tracks_as_float32_does(tmp_path: Path) -> None:
+    """`--dtype bf16` runs the tracker under bfloat16 autocast: other arithmetic, the same tracking."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    scores = {}
+    for dtype in ("fp32", "bf16"):
+        out = tmp_path / f"{dtype}.json"
+        assert sam2rl(["eval", "--data", str(sample), "--model", "nano", "--dtype", dtype, "--json", str(out)]) == 0
+        scores[dtype] = json.loads(out.read_text())["controllers"]["fifo"]
+    curves = [[track["iou"] for track in scores[dtype]["tracks"]] for dtype in ("fp32", "bf16")]
+    assert curves[0] != curves[1]
+    assert scores["bf16"]["overall"]["quality"] == pytest.approx(scores["fp32"]["overall"]["quality"], abs=0.03)

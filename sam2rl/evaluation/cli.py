@@ -15,7 +15,7 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
 from sam2rl.evaluation.tracking import ControllerError, make_eval_controller
-from sam2rl.tracker import CheckpointError, ModelSpec, Tracker
+from sam2rl.tracker import CheckpointError, ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
 
@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "trained agent) or a dotted path to a Controller class (default: fifo)")
     parser.add_argument("--skip-first", type=int, default=7, help="frames skipped by the tracking-quality mean")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: bfloat16 autocast (CUDA, or a CPU with bfloat16 units)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the per-frame modules as sam2's SAM2VideoPredictorVOS (pays on GPU; "
+                             "the first frames of each shape compile)")
     parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")
     parser.add_argument("--dump-masks", type=Path, help="write predicted masks here (DAVIS layout, per controller)")
     parser.add_argument("--json", type=Path, help="write all scores here (per-frame curves, bank timelines, means)")
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         rules = {name: make_eval_controller(name) for name in names if not name.startswith("agent:")}
         dataset = VideoDataset(args.data, split=args.split)
         total = sum(len(video.tracks()) for video in dataset.sequences)
-        tracker = Tracker.from_spec(spec, device=args.device)  # evaluate() sizes banks per controller
+        settings = TrackerSettings(autocast=args.dtype == "bf16", compile=args.compile)
+        tracker = Tracker.from_spec(spec, args.device, settings)  # evaluate() sizes banks per controller
         # agents are checked against the tracker they will drive
         controllers = [rules[name] if name in rules else make_eval_controller(name, tracker=tracker) for name in names]
         labels = [controller.name for controller in controllers]
