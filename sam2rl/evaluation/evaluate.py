@@ -149,9 +149,10 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
             entry = run["controllers"][name]
             if entry["bank"] != first["controllers"][name]["bank"]:
                 raise ValueError(f"pool: {source}: {name}'s bank {entry['bank']} differs from {origin}'s")
-            if _heuristic(name, entry) != _heuristic(name, first["controllers"][name]):
-                raise ValueError(f"pool: {source}: {name} is {'not ' * (not _heuristic(name, entry))}a heuristic "
-                                 f"there, unlike in {origin}")
+            heuristic = _heuristic(name, entry)
+            if heuristic != _heuristic(name, first["controllers"][name]):
+                raise ValueError(f"pool: {source}: {name} is {'' if heuristic else 'not '}a heuristic there, "
+                                 f"unlike in {origin}")
             for row in entry["tracks"]:
                 track = (row["sequence"], row["object_id"])
                 if track in seen:
