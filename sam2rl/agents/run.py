@@ -4,6 +4,7 @@ training split, validated on held-out videos): PPO with Lightning, agents evalua
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -116,14 +117,21 @@ class AgentRecipe:
     resume: str | None = None  # "auto": skip finished agents, continue unfinished ones from last.ckpt
 
 
+def _process_device(device: str) -> str:
+    """`cuda` in a recipe means this process's GPU. Lightning's DDP runs one process per GPU and
+    names its index in LOCAL_RANK, but the tracker is built before the Trainer selects the GPU, so
+    a bare `cuda` would put every rank's tracker on GPU 0."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device
+
+
 def _tracker(recipe: AgentRecipe) -> Tracker:
     m = recipe.model
     spec = ModelSpec(m.name, checkpoint=m.checkpoint, image_size=m.image_size, random_weights=m.random_weights,
                      seed=recipe.trainer.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Tracker.from_spec(spec, m.device, TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16,
-                                                                  compile=m.compile))
+        settings = TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16, compile=m.compile)
+        return Tracker.from_spec(spec, _process_device(m.device), settings)
 
 
 def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tracks") -> list[Track]:
