@@ -51,7 +51,7 @@ class ModelSection:
     image_size: int | None = None
     device: str = "cpu"
     bf16: bool = False  # bfloat16 autocast (CUDA, or a CPU with bfloat16 units)
-    compile: bool = False  # torch.compile the per-frame modules (TrackerSettings.compile); pays on GPU, not on CPU
+    compile: bool = False  # torch.compile the per-frame modules (TrackerSettings.compile); meant for GPU, no gain on CPU
 
 
 @dataclass

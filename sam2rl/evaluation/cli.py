@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: bfloat16 autocast (CUDA, or a CPU with bfloat16 units)")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the per-frame modules as sam2's SAM2VideoPredictorVOS (pays on GPU; "
+                        help="torch.compile the per-frame modules as sam2's SAM2VideoPredictorVOS (meant for GPU, no gain on CPU; "
                              "the first frames of each shape compile)")
     parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")
     parser.add_argument("--dump-masks", type=Path, help="write predicted masks here (DAVIS layout, per controller)")
