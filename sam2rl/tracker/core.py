@@ -299,8 +299,8 @@ class Tracker:
     def _memories(self, features: torch.Tensor, obj_ptr: torch.Tensor, frame: torch.Tensor, score: torch.Tensor,
                   iou: torch.Tensor, high_res_mask: torch.Tensor) -> Memories:
         batch = features.shape[0]
-        return Memories(  # copied: a compiled memory encoder's next call reuses its output's CUDA-graph memory
-            features=features.to(self.settings.bank_dtype, copy=True), obj_ptr=obj_ptr.float(),
+        return Memories(
+            features=features.to(self.settings.bank_dtype), obj_ptr=obj_ptr.float(),
             frame=frame.to(self.device).long(), object_score=score.float(), iou=iou.float(),
             area=(high_res_mask > 0).flatten(1).float().mean(dim=1),
             valid=torch.ones(batch, dtype=torch.bool, device=self.device), batch_size=[batch],
