@@ -39,9 +39,7 @@ def compare(setup: BenchSetup, batches: list[int], frames: list[int], steps: int
     records = []
     for i, env in enumerate(ours_figures):  # ours is listed video by video, B within each
         baseline = naive_figures[i // len(batches)]
-        records.append({"model": setup.model, "image_size": setup.image_size, "device": setup.device,
-                        "bf16": setup.bf16, "compiled": setup.compile, "threads": setup.threads, "freed_memory_reused": freed_memory_reused(),
-                        "naive": baseline, "ours": env,
+        records.append({**setup.describe(), "freed_memory_reused": freed_memory_reused(), "naive": baseline, "ours": env,
                         "ratio": env["transitions_per_s"] / baseline["transitions_per_s"]})
     return records
 
@@ -158,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{torch.get_num_threads()} threads"
              f"{'' if freed_memory_reused() else ', freed memory returned to the system'}")
     if args.parts:
-        results = [{"model": s.model, "image_size": s.image_size, "device": s.device, "bf16": s.bf16,
-                    "compiled": s.compile, "threads": s.threads, **measure_parts(s, args.batch, args.repeats)} for s in setups]
+        results = [{**s.describe(), **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))
         console.print(_ops_table(results, "where a tracking step's time goes (self time of the costliest operators)"))
     else:

@@ -46,6 +46,11 @@ class BenchSetup:
     compile: bool = False
     """Our tracker under `torch.compile` (`TrackerSettings.compile`); the naive loop stays plain."""
 
+    def describe(self) -> dict:
+        """What every record measured under this setup carries."""
+        return {"model": self.model, "image_size": self.image_size, "device": self.device, "bf16": self.bf16,
+                "compiled": self.compile, "threads": self.threads}
+
     @property
     def spec(self) -> ModelSpec:
         return ModelSpec(self.model, image_size=self.image_size, random_weights=True)

@@ -142,16 +142,16 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
                              f"{origin}'s {list(first['controllers'])}")
     pooled: dict = {"model": first["model"], "skip_first": first["skip_first"], "controllers": {},
                     "data": {"pooled": [{"source": source, **run.get("data", {})} for run, source in zip(runs, sources)]}}
-    for name in first["controllers"]:
+    for name, reference in first["controllers"].items():
+        heuristic = _heuristic(name, reference)
         seen: dict[tuple[str, int], str] = {}
         rows: list[dict] = []
         for run, source in zip(runs, sources):
             entry = run["controllers"][name]
-            if entry["bank"] != first["controllers"][name]["bank"]:
+            if entry["bank"] != reference["bank"]:
                 raise ValueError(f"pool: {source}: {name}'s bank {entry['bank']} differs from {origin}'s")
-            heuristic = _heuristic(name, entry)
-            if heuristic != _heuristic(name, first["controllers"][name]):
-                raise ValueError(f"pool: {source}: {name} is {'' if heuristic else 'not '}a heuristic there, "
+            if _heuristic(name, entry) != heuristic:
+                raise ValueError(f"pool: {source}: {name} is {'not ' if heuristic else ''}a heuristic there, "
                                  f"unlike in {origin}")
             for row in entry["tracks"]:
                 track = (row["sequence"], row["object_id"])
@@ -159,8 +159,7 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
                     raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
                 seen[track] = source
                 rows.append(row)
-        pooled["controllers"][name] = {"bank": first["controllers"][name]["bank"],
-                                       "heuristic": _heuristic(name, first["controllers"][name]), "tracks": rows}
+        pooled["controllers"][name] = {"bank": reference["bank"], "heuristic": heuristic, "tracks": rows}
     pooled["data"]["tracks"] = len({(row["sequence"], row["object_id"])
                                     for entry in pooled["controllers"].values() for row in entry["tracks"]})
     return _summarize(pooled)
