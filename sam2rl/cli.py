@@ -6,6 +6,7 @@ import importlib
 import sys
 import warnings
 
+from sam2rl.errors import run_command
 from sam2rl.memory_reuse import reuse_freed_memory
 
 COMMANDS = {
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.filterwarnings("ignore", message=".*cannot import name '_C' from 'sam2'.*")
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:])
+    return run_command(module.main, argv[1:])
 
 
 def console() -> int:

@@ -10,13 +10,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from sam2rl.atomic import write_text
+from sam2rl.errors import InputError
 
 __all__ = ["RecipeError", "load_recipe", "save_recipe"]
 
 T = TypeVar("T")
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError, ValueError):
     """A recipe that cannot be used; the message names the file and the key at fault."""
 
 

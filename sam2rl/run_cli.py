@@ -24,17 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", type=Path, help="YAML recipe (see recipes/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_steps=100")
     args = parser.parse_args(argv)
-    try:
-        if not args.recipe.is_file():
-            raise RecipeError(f"recipe {args.recipe}: file not found")
-        task = OmegaConf.load(args.recipe).get("task")
-        if task not in TASKS:
-            raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
-        module_name, schema_name = TASKS[task]
-        module = importlib.import_module(module_name)
-        recipe = load_recipe(args.recipe, getattr(module, schema_name), args.overrides)
-        module.run(recipe, args.recipe)
-    except RecipeError as error:  # also raised by a task for a value it cannot use
-        print(f"error: {error}")
-        return 2
+    if not args.recipe.is_file():
+        raise RecipeError(f"recipe {args.recipe}: file not found")
+    task = OmegaConf.load(args.recipe).get("task")
+    if task not in TASKS:
+        raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
+    module_name, schema_name = TASKS[task]
+    module = importlib.import_module(module_name)
+    recipe = load_recipe(args.recipe, getattr(module, schema_name), args.overrides)
+    module.run(recipe, args.recipe)
     return 0

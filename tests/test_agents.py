@@ -175,6 +175,22 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().out
 
 
+def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Input errors raised deep inside a run (dataset, checkpoint, model) print one line, no traceback."""
+    monkeypatch.chdir(tmp_path)  # the recipe's data.root (data/sample) is relative: not found from here
+    assert lightning(["run", str(RECIPE)]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("error: dataset root data/sample (relative to the current folder: ") and "Traceback" not in out
+    assert str(tmp_path / "data" / "sample") in out
+    assert lightning(["run", str(RECIPE), f"model.checkpoint={tmp_path / 'nope.pt'}"]) == 2
+    assert f"error: checkpoint {tmp_path / 'nope.pt'} for model nano: file not found" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "model.name=sam3"]) == 2
+    assert "error: unknown SAM 2 model 'sam3'" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=100"]) == 2
+    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().out
+
+
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:
     import sam2rl
     from sam2rl.predictor import SAM2RLVideoPredictor

@@ -11,6 +11,7 @@ import torch
 
 from sam2rl.benchmark.cli import main
 from sam2rl.benchmark.measure import PeakMemory, count_flops
+from sam2rl.cli import main as sam2rl
 from sam2rl.memory_reuse import freed_memory_reused
 
 
@@ -53,6 +54,10 @@ def test_bench_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["--frames", "1"])
     assert "--frames" in capsys.readouterr().err
+    assert sam2rl(["bench", "--model", "sam3", "--frames", "2"]) == 2
+    assert capsys.readouterr().out.startswith("error: unknown SAM 2 model 'sam3'")
+    assert sam2rl(["bench", "--model", "nano", "--image-size", "100", "--frames", "2"]) == 2
+    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().out
 
 
 def test_flop_count_includes_cpu_attention() -> None:

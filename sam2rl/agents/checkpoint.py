@@ -11,13 +11,14 @@ import torch
 
 import sam2rl
 from sam2rl.atomic import write_torch
+from sam2rl.errors import InputError
 
 __all__ = ["AgentCheckpointError", "package_versions", "read_agent_checkpoint", "write_agent_checkpoint"]
 
 FORMAT = "sam2rl-agent/1"
 
 
-class AgentCheckpointError(RuntimeError):
+class AgentCheckpointError(InputError, RuntimeError):
     """An agent checkpoint that does not fit; the message names the file and the mismatch."""
 
 

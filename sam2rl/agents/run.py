@@ -141,7 +141,7 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
     known = {f"{t.sequence}:{t.object_id}": t for t in tracks}
     missing = [w for w in wanted if w not in known]
     if missing:
-        raise ValueError(f"{key}: {missing} not in {dataset.root} (known: {', '.join(known)})")
+        raise RecipeError(f"{key}: {missing} not in {dataset.root} (known: {', '.join(known)})")
     return [known[w] for w in wanted]
 
 

@@ -32,6 +32,8 @@ import torch
 from PIL import Image
 from sam2.utils.misc import _load_img_as_tensor
 
+from sam2rl.errors import InputError
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -53,7 +55,7 @@ _MASK_EXTS = (".png", ".PNG")
 _AUTO_RESOLUTION = "480p"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """Bad dataset input; the message names the file or sequence at fault."""
 
 
@@ -365,7 +367,8 @@ class VideoDataset:
     ) -> None:
         self.root: Path = Path(root)
         if not self.root.is_dir():
-            raise DatasetError(f"dataset root {self.root} does not exist or is not a folder")
+            shown = self.root if self.root.is_absolute() else f"{self.root} (relative to the current folder: {self.root.resolve()})"
+            raise DatasetError(f"dataset root {shown} does not exist or is not a folder")
         jpeg_root = self.root / "JPEGImages"
         ann_root = self.root / "Annotations"
         if not jpeg_root.is_dir():

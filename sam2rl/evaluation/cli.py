@@ -9,13 +9,13 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from sam2rl.agents import AgentCheckpointError
-from sam2rl.datasets import DatasetError, VideoDataset
+from sam2rl.datasets import VideoDataset
+from sam2rl.errors import InputError
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
 from sam2rl.evaluation.tracking import ControllerError, make_eval_controller
-from sam2rl.tracker import CheckpointError, ModelSpec, Tracker, TrackerSettings
+from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         twice = sorted({label for label in labels if labels.count(label) > 1})
         if twice:  # results are keyed by controller name
             raise ValueError(f"controller(s) given twice: {', '.join(twice)}")
-    except (ValueError, DatasetError, CheckpointError, AgentCheckpointError) as error:
+    except (ValueError, InputError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 2
     gifs = None

@@ -10,6 +10,7 @@ import torch
 from sam2rl.controllers import Controller, make_controller
 from sam2rl.controllers.sam2long import track_video_sam2long
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
+from sam2rl.errors import InputError
 from sam2rl.tracker import (
     FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask, to_video_resolution,
 )
@@ -17,7 +18,7 @@ from sam2rl.tracker import (
 __all__ = ["ControllerError", "PathwaySearch", "TrackRun", "make_eval_controller", "track_video"]
 
 
-class ControllerError(ValueError):
+class ControllerError(InputError, ValueError):
     """A controller's decision broke the tracker (e.g. an action outside [0, N]); names the
     controller, the sequence and the frame."""
 

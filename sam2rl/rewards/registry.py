@@ -14,6 +14,8 @@ from typing import Any
 from torch import Tensor
 from tensordict import TensorDictBase
 
+from sam2rl.errors import InputError
+
 __all__ = ["REWARDS", "OPTIONAL_KEYS", "RewardError", "RewardFn", "import_reward", "register_reward"]
 
 RewardFn = Callable[..., Tensor]
@@ -29,7 +31,7 @@ OPTIONAL_KEYS: frozenset[str] = frozenset({"reference_iou"})
 _NEEDS_ATTR = "__reward_needs__"
 
 
-class RewardError(ValueError):
+class RewardError(InputError, ValueError):
     """A reward term that cannot be built or that produced an unusable value; names the term."""
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from sam2rl.atomic import write_torch
+from sam2rl.errors import InputError
 
 __all__ = ["CheckpointError", "file_sha256", "load_state_dict", "save_official_checkpoint"]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the fault."""
 
 

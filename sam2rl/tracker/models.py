@@ -14,13 +14,18 @@ from omegaconf import DictConfig, OmegaConf
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
+from sam2rl.errors import InputError
 from sam2rl.tracker.checkpoint import CheckpointError, file_sha256, load_into
 
-__all__ = ["MODELS", "ModelSpec", "build_sam2_model", "build_sam2_video_predictor", "checkpoint_search_dirs", "model_config"]
+__all__ = ["MODELS", "ModelError", "ModelSpec", "build_sam2_model", "build_sam2_video_predictor", "checkpoint_search_dirs", "model_config"]
 
 _SAM2_CONFIGS = resources.files("sam2") / "configs"
 _OWN_CONFIGS = resources.files("sam2rl") / "configs"
 _REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+class ModelError(InputError, ValueError):
+    """A model that cannot be built as asked: unknown name, unusable config or input size."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class ModelSpec:
         if path.suffix in (".yaml", ".yml") and path.is_file():
             return path
         known = ", ".join(sorted(MODELS) + own_model_names())
-        raise ValueError(f"unknown SAM 2 model {self.name!r}: use one of {known} or a path to a YAML config")
+        raise ModelError(f"unknown SAM 2 model {self.name!r}: use one of {known} or a path to a YAML config")
 
     def checkpoint_file_name(self) -> str:
         return MODELS[self.name].checkpoint_file if self.name in MODELS else f"{self.name}.pt"
@@ -102,7 +107,7 @@ class ModelSpec:
         """The checkpoint file to load, None for random weights; error if it cannot be found."""
         if self.random_weights:
             if self.checkpoint is not None:
-                raise ValueError(f"model {self.name}: give a checkpoint or random_weights=True, not both")
+                raise ModelError(f"model {self.name}: give a checkpoint or random_weights=True, not both")
             return None
         if self.checkpoint is not None:
             path = Path(self.checkpoint).expanduser()
@@ -127,7 +132,7 @@ def own_model_names() -> list[str]:
 
 def _size_overrides(image_size: int) -> dict[str, object]:
     if image_size <= 0 or image_size % 32:
-        raise ValueError(f"image_size must be a positive multiple of 32, got {image_size}")
+        raise ModelError(f"image_size must be a positive multiple of 32, got {image_size}")
     feat = [image_size // 16, image_size // 16]
     layer = "model.memory_attention.layer"
     # RoPE tables are sized at construction; a mismatch makes sam2 recompute them every call.
@@ -143,7 +148,7 @@ def model_config(spec: ModelSpec, target: str = "sam2.modeling.sam2_base.SAM2Bas
     config = spec.config_path()
     cfg = OmegaConf.load(config)
     if "model" not in cfg:
-        raise ValueError(f"config {config}: no `model` section (not a sam2 model config)")
+        raise ModelError(f"config {config}: no `model` section (not a sam2 model config)")
     overrides: dict[str, object] = {"model._target_": target, **_VIDEO_PREDICTOR_OVERRIDES}
     if spec.image_size is not None:
         overrides.update(_size_overrides(spec.image_size))
