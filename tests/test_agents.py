@@ -173,6 +173,10 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert "imitation.teacher:" in (out := capsys.readouterr().out) and "marginn" in out
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "env.window=16"]) == 2
     assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "trainer.devices=2"]) == 2
+    assert "ppo.self_imitation clones each process's own episodes" in capsys.readouterr().out
+    assert lightning(["run", str(RECIPE), "task=generalise"]) == 2
+    assert "task: 'generalise' is not an agent task (overfit or generalize)" in capsys.readouterr().out
 
 
 def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -9,7 +9,8 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
-from sam2rl.datasets import VideoDataset
+from sam2rl.agents.controller import ObservingController
+from sam2rl.datasets import Track, VideoDataset
 from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
 from sam2rl.rewards import CompositeReward
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
@@ -110,3 +111,30 @@ def test_illegal_action_is_named(tracker: Tracker, davis: VideoDataset) -> None:
     env.reset()
     with pytest.raises(ValueError, match=r"illegal actions \[0, 0, 0, 0\]"):
         env.step(TensorDict({"action": torch.zeros(4, dtype=torch.long)}, batch_size=[4]))
+
+
+def test_refuses_tracks_without_a_decision(tracker: Tracker) -> None:
+    data = VideoDataset(SAMPLE)
+    video = data.sequences[0]
+    late = Track(video.name, 1, video.num_frames - 2)  # prompt, then one frame: nothing to decide before it
+    with pytest.raises(ValueError, match=rf"{video.name}:1 \(prompt frame {video.num_frames - 2} of {video.num_frames}\)"
+                                         r": an episode needs at least 3 frames"):
+        SAM2MemoryEnv(tracker, data.sequences, 2, CompositeReward(["iou"]), tracks=[late])
+    with pytest.raises(ValueError, match="tracks of elsewhere: not among the videos given"):
+        SAM2MemoryEnv(tracker, data.sequences, 2, CompositeReward(["iou"]), tracks=[Track("elsewhere", 1, 0)])
+
+
+def test_windowed_episodes_observe_what_an_agent_sees_on_the_whole_video(tracker: Tracker, davis: VideoDataset) -> None:
+    """Ages and progress are relative to the track, not to the window: a policy trained on windows
+    is fed the same features when it drives a whole video (`ObservingController`)."""
+    env = make_env(tracker, davis.sequences, window=6, seed=3)
+    td = env.reset()
+    for _ in range(3):
+        td = env.step(td.set("action", env.fifo_action()))["next"]
+    assert (env._start > 0).any()  # some windows start after the prompt frame
+    seen = ObservingController()
+    track = davis.sequences[0].tracks()[0]
+    seen.begin_episode(torch.full((4,), track.prompt_frame), torch.full((4,), davis.sequences[0].num_frames))
+    expected = seen.observation(env._prediction, env._candidate, env._bank)
+    torch.testing.assert_close(td["tokens"], expected["tokens"])
+    torch.testing.assert_close(td["global"], expected["global"])

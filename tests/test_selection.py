@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from sam2rl.agents.selection import KeepBestGreedy
 
@@ -25,7 +28,7 @@ def _train(callback: KeepBestGreedy, module: FakeModule, epochs: range, max_epoc
         with torch.no_grad():
             module.actor.weight.fill_(float(epoch + 1))  # a recognisable iterate
         callback.on_train_epoch_end(SimpleNamespace(current_epoch=epoch, max_epochs=max_epochs), module)
-    callback.on_train_end(None, module)
+    callback.on_fit_end(None, module)
 
 
 def test_best_iterate_is_restored_and_checked_every_n() -> None:
@@ -62,3 +65,42 @@ def test_state_survives_a_resume() -> None:
 def test_every_must_be_positive() -> None:
     with pytest.raises(ValueError, match="every must be >= 1"):
         KeepBestGreedy(lambda actor: 0.0, every=0)
+
+
+class _Worsening(L.LightningModule):
+    """Each iteration adds 1 to the actor's weight; the score prefers it small, so the start is best."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actor = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(self.actor.weight)
+        self.automatic_optimization = False
+
+    def train_dataloader(self) -> list[int]:
+        return [0]
+
+    def training_step(self, batch: int, batch_idx: int) -> None:
+        optimiser = self.optimizers()
+        optimiser.zero_grad()
+        self.manual_backward(-self.actor.weight.sum())
+        optimiser.step()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.actor.parameters(), lr=1.0)
+
+
+def test_resuming_a_finished_run_still_restores_the_best(tmp_path: Path) -> None:
+    """A run stopped after its last checkpoint but before its agent was written resumes at the end:
+    Lightning runs no iteration (and skips on_train_end), and the kept weights must still be the best."""
+
+    def fit(ckpt: Path | None) -> tuple[KeepBestGreedy, _Worsening]:
+        selection, module = KeepBestGreedy(lambda actor: -float(actor.weight), every=1), _Worsening()
+        trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[selection, ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+        trainer.fit(module, ckpt_path=ckpt)
+        return selection, module
+
+    selection, module = fit(None)
+    assert selection.best_iteration == 0 and float(module.actor.weight) == 0.0
+    selection, module = fit(tmp_path / "last.ckpt")  # holds the weights after iteration 3
+    assert selection.best_iteration == 0 and float(module.actor.weight) == 0.0

@@ -9,7 +9,7 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from sam2rl.agents.checkpoint import read_agent_checkpoint
-from sam2rl.agents.networks import EncoderSettings, make_actor_critic
+from sam2rl.agents.networks import EncoderSettings, make_actor_critic, parameter_device
 from sam2rl.controllers import Controller
 from sam2rl.envs.observation import observe
 from sam2rl.datasets import Track, VideoSequence
@@ -55,12 +55,12 @@ class AgentController(ObservingController):
 
     @torch.no_grad()
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
-        obs = self.observation(prediction, candidate, bank)
+        obs = self.observation(prediction, candidate, bank).to(parameter_device(self.actor))
         training = self.actor.training
         self.actor.eval()
         try:
             with set_exploration_type(ExplorationType.DETERMINISTIC):
-                return self.actor(obs)["action"]
+                return self.actor(obs)["action"].to(bank.device)
         finally:
             self.actor.train(training)
 

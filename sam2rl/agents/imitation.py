@@ -20,6 +20,7 @@ import torch
 from tensordict import TensorDict
 
 from sam2rl.agents.controller import ObservingController
+from sam2rl.agents.networks import parameter_device
 from sam2rl.controllers import Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.evaluation.tracking import track_video
@@ -133,6 +134,7 @@ def imitate(actor: torch.nn.Module, demonstrations: TensorDict, settings: Imitat
     if not 0 <= settings.label_smoothing < 1:
         raise ValueError(f"imitation: label_smoothing must be in [0, 1), got {settings.label_smoothing}")
     generator = torch.Generator().manual_seed(seed)
+    demonstrations = demonstrations.to(parameter_device(actor))  # recorded on the CPU
     optimiser = torch.optim.Adam(actor.parameters(), lr=settings.lr)
     count = demonstrations.batch_size[0]
     departs = demonstrations["action"] != demonstrations["fifo_action"].argmax(-1)

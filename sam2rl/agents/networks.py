@@ -14,7 +14,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import MaskedCategorical, ProbabilisticActor, ValueOperator
 
-__all__ = ["EncoderSettings", "SlotEncoder", "make_actor_critic"]
+__all__ = ["EncoderSettings", "SlotEncoder", "make_actor_critic", "parameter_device"]
 
 
 @dataclass
@@ -92,3 +92,9 @@ def make_actor_critic(token_dim: int, global_dim: int, num_anchor: int, num_rece
     critic = ValueOperator(_ValueNet(SlotEncoder(token_dim, global_dim, settings), settings.width),
                            in_keys=["tokens", "global"])
     return actor, critic
+
+
+def parameter_device(module: nn.Module) -> torch.device:
+    """Where `module`'s weights are: a policy may sit elsewhere than the tracker that feeds it (built
+    on the CPU, moved to the GPU by Lightning for training and back to the CPU after it)."""
+    return next(module.parameters()).device

@@ -256,6 +256,11 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
             check_teacher(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         raise RecipeError(f"{where}{key}: {error}") from error
+    if recipe.task not in ("overfit", "generalize"):
+        raise RecipeError(f"{where}task: {recipe.task!r} is not an agent task (overfit or generalize)")
+    if recipe.ppo.self_imitation and (recipe.trainer.devices != 1 or recipe.trainer.num_nodes != 1):
+        raise RecipeError(f"{where}ppo.self_imitation clones each process's own episodes, so DDP processes would "
+                          f"train apart; it needs trainer.devices: 1 and trainer.num_nodes: 1")
     if recipe.ppo.self_imitation and recipe.env.window is not None:
         raise RecipeError(f"{where}ppo.self_imitation clones whole-track episodes; it needs env.window: null "
                           f"(got {recipe.env.window})")
@@ -277,6 +282,9 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     else:
         jobs = [("generalist", tracks)]
         eval_data = VideoDataset(recipe.data.val_root or recipe.data.root, split=recipe.data.val_split)
+        if eval_data.root.resolve() == dataset.root.resolve() and recipe.data.val_split == recipe.data.split:
+            console.print("[yellow]warning:[/yellow] data.val_root and data.val_split name the training videos: "
+                          "the generalist is scored on videos it trained on")
         eval_tracks = _select(eval_data, recipe.data.val_tracks, "data.val_tracks")
     agents: dict[str, AgentController] = {}
     is_main = True

@@ -24,7 +24,7 @@ __all__ = ["KeepBestGreedy"]
 
 class KeepBestGreedy(Callback):
     """Score the actor with `score(actor) -> float` (higher is better) before the first iteration, every
-    `every` iterations and after the last; restore the best-scoring weights when training ends.
+    `every` iterations and after the last; restore the best-scoring weights when `fit` ends.
 
     `history` holds (iterations done, score); the state travels in Lightning checkpoints, so a
     resumed run keeps the best of the whole run.
@@ -61,7 +61,8 @@ class KeepBestGreedy(Callback):
             self._check(module, done)
             module.log("select/greedy_quality", self.history[-1][1])
 
-    def on_train_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+        # not on_train_end: Lightning skips that when it resumes from a checkpoint of the last iteration
         if self.best_state is not None:
             module.actor.load_state_dict(self.best_state)
 

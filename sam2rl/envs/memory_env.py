@@ -51,12 +51,13 @@ class SAM2MemoryEnv(EnvBase):
                                     candidate memory of the frame just predicted, N = A + R + 1:
                                     spatially pooled memory features, then `TOKEN_FEATURES`:
                                     object-score logit / 10, predicted IoU, mask area relative to
-                                    the prompt's, age in frames / episode length, cosine
+                                    the prompt's, age in frames / track length, cosine
                                     similarity of its pooled features to the candidate's,
                                     validity, slot type (anchor / recent / candidate), recency
                                     rank / R. Nothing comes from the ground truth.
-        global [B, 4]               `GLOBAL_FEATURES`: progress in the episode, fraction of
-                                    recent slots filled, the frame's object score / 10 and IoU.
+        global [B, 4]               `GLOBAL_FEATURES`: progress along the track (prompt
+                                    frame to video end, in windows too), fraction of recent
+                                    slots filled, the frame's object score / 10 and IoU.
         fifo_action [B, R + 2]      SAM 2's own action (fill the first empty slot, else evict the
                                     oldest), one-hot: a prior a policy can start from.
         action_mask [B, R + 2]      legal actions.
@@ -90,12 +91,21 @@ class SAM2MemoryEnv(EnvBase):
         chosen = list(tracks) if tracks is not None else [t for v in videos for t in v.tracks()]
         if not chosen:
             raise ValueError("SAM2MemoryEnv needs at least one track")
+        unknown = sorted({t.sequence for t in chosen} - by_name.keys())
+        if unknown:
+            raise ValueError(f"tracks of {', '.join(unknown)}: not among the videos given ({', '.join(by_name)})")
+        short = [f"{t.sequence}:{t.object_id} (prompt frame {t.prompt_frame} of {by_name[t.sequence][0].num_frames})"
+                 for t in chosen if by_name[t.sequence][0].num_frames - t.prompt_frame < 3]
+        if short:  # the first step would predict a frame past the end of the video
+            raise ValueError(f"tracks {', '.join(short)}: an episode needs at least 3 frames from the prompt "
+                             "(the prompt, one decision, one reward)")
         self.tracks = [_Track(t, by_name[t.sequence][0], by_name[t.sequence][1], tracker.image_size) for t in chosen]
         if episode.window is not None and episode.window < 3:
             raise ValueError(f"episode.window must be at least 3 frames (prompt, one decision, one reward), got {episode.window}")
         # per-track lookups as tensors, so a step indexes instead of looping over episodes
         self._feature_offset = torch.tensor([t.offset for t in self.tracks], device=self.device)
         self._track_length = torch.tensor([t.num_frames for t in self.tracks], device=self.device)
+        self._prompt_frame = torch.tensor([t.track.prompt_frame for t in self.tracks], device=self.device)
         self._gt_all = torch.cat([t.gt for t in self.tracks]).to(self.device)  # [sum T, S, S]
         self._gt_offset = torch.cumsum(self._track_length, 0) - self._track_length
         self._references: dict[tuple[int, int], torch.Tensor] = {}
@@ -155,8 +165,6 @@ class SAM2MemoryEnv(EnvBase):
                            if bool(item.gt[t].any())]
                 start = visible[int(torch.randint(len(visible), (1,), generator=self.rng))]
                 end = min(start + self.episode.window, item.num_frames)
-            if end - start < 2:
-                raise ValueError(f"track {item.track} has fewer than 2 frames from its prompt frame")
             starts.append(start)
             ends.append(end)
         return track, torch.tensor(starts), torch.tensor(ends)
@@ -292,7 +300,10 @@ class SAM2MemoryEnv(EnvBase):
     def _observe(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None = None) -> TensorDictBase:
         mask = self._action_mask()
         self.action_spec.update_mask(mask)
-        out = observe(self._bank, self._candidate, self._prediction, self._frame, self._start, self._end, mask)
+        # ages and progress relative to the whole track, as a trained agent sees them on a whole video
+        track = self._track
+        out = observe(self._bank, self._candidate, self._prediction, self._frame, self._prompt_frame[track],
+                      self._track_length[track], mask)
         batch = self.batch_size[0]
         flag = torch.zeros(batch, 1, dtype=torch.bool, device=self.device)
         out.update({"info": self._info(iou, fifo_iou), "done": flag, "terminated": flag.clone(), "truncated": flag.clone()})

@@ -25,8 +25,9 @@ def observe(bank: MemoryBank, candidate: Memories, prediction: Prediction, frame
     """tokens [B, A + R + 1, C_mem + 10], global [B, 4], fifo_action [B, R + 2] (SAM 2's own action,
     one-hot), action_mask (see `SAM2MemoryEnv`).
 
-    `start`/`end`: first and one-past-last frame of each episode (age and progress are relative
-    to its length). Nothing here comes from the ground truth.
+    `start`/`end`: each track's prompt frame and its video's length (age and progress are relative
+    to the track's length; the environment passes the track's, not its window's, so a policy trained
+    on windows sees what it sees on a whole video). Nothing here comes from the ground truth.
     """
     batch = frame.shape[0]
     device = frame.device
