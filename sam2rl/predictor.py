@@ -38,13 +38,18 @@ class SAM2RLVideoPredictor:
         return {"features": self.tracker.encode_frames(images), "num_frames": len(images),
                 "video_height": height, "video_width": width, "prompts": {}}
 
-    def _output(self, state: dict, frame_idx: int, low: torch.Tensor, anchor: Memories, obj_id: int):
+    def _output(self, state: dict, frame_idx: int, low: torch.Tensor, anchor: Memories,
+                obj_id: int) -> tuple[int, list[int], torch.Tensor]:
+        earlier = state["prompts"].get(obj_id, (frame_idx,))[0]
+        if earlier != frame_idx:  # a new prompt on the same frame replaces the old one, as in sam2
+            raise ValueError(f"object {obj_id} is already prompted on frame {earlier}, not {frame_idx}: this predictor "
+                             "takes one prompt frame per object (init_state starts over)")
         state["prompts"][obj_id] = (frame_idx, anchor, low)
         masks = to_video_resolution(low, state["video_height"], state["video_width"])
         return frame_idx, [obj_id], masks
 
     @torch.inference_mode()
-    def add_new_mask(self, state: dict, frame_idx: int, obj_id: int, mask: Any):
+    def add_new_mask(self, state: dict, frame_idx: int, obj_id: int, mask: Any) -> tuple[int, list[int], torch.Tensor]:
         """Prompt `obj_id` with a [H, W] mask on `frame_idx`; returns (frame_idx, [obj_id], logits)."""
         mask = torch.as_tensor(mask, dtype=torch.bool)[None]
         frame = torch.tensor([frame_idx], device=self.tracker.device)
@@ -54,7 +59,7 @@ class SAM2RLVideoPredictor:
 
     @torch.inference_mode()
     def add_new_points_or_box(self, state: dict, frame_idx: int, obj_id: int, points: Any = None, labels: Any = None,
-                              box: Any = None, normalize_coords: bool = True):
+                              box: Any = None, normalize_coords: bool = True) -> tuple[int, list[int], torch.Tensor]:
         """Prompt with clicks (labels 1 positive, 0 negative) and/or a box [x0, y0, x1, y1], in
         video pixels (in [0, 1] with `normalize_coords=False`), as sam2's predictor takes them."""
         if (points is None) != (labels is None):
@@ -92,9 +97,7 @@ class SAM2RLVideoPredictor:
             out = torch.full((len(obj_ids), 1, height, width), -1024.0)
             if t in groups:
                 ids = groups[t]
-                anchors = torch.cat([state["prompts"][i][1] for i in ids])
-                bank = tracker.new_bank(len(ids))
-                bank = bank.apply(anchors, torch.full((len(ids),), bank.anchor_action, device=tracker.device))
+                bank = tracker.anchored_bank(torch.cat([state["prompts"][i][1] for i in ids]))
                 controller = copy.deepcopy(self.controller)
                 controller.reset(len(ids))
                 frame = torch.full((len(ids),), t, dtype=torch.long, device=tracker.device)

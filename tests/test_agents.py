@@ -161,6 +161,14 @@ def test_agent_for_another_sam2_is_refused_unless_forced(overfit_run: Path) -> N
         load_agent(overfit_run / "missing.pt")
 
 
+def test_incomplete_agent_checkpoint_names_what_it_lacks(overfit_run: Path, tmp_path: Path) -> None:
+    payload = torch.load(overfit_run / "synth-medium-1000-000-1" / "agent.pt", weights_only=False)
+    del payload["layout"], payload["actor"]
+    torch.save(payload, tmp_path / "cut.pt")
+    with pytest.raises(AgentCheckpointError, match=r"cut\.pt: no layout, actor \(an incomplete sam2rl-agent/1 file\)"):
+        load_agent(tmp_path / "cut.pt")
+
+
 def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) -> None:
     assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2

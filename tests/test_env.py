@@ -138,3 +138,13 @@ def test_windowed_episodes_observe_what_an_agent_sees_on_the_whole_video(tracker
     expected = seen.observation(env._prediction, env._candidate, env._bank)
     torch.testing.assert_close(td["tokens"], expected["tokens"])
     torch.testing.assert_close(td["global"], expected["global"])
+
+
+def test_each_reward_term_is_reported_unweighted(tracker: Tracker, davis: VideoDataset) -> None:
+    reward = CompositeReward([{"name": "iou", "weight": 2.0}, {"name": "presence", "weight": 0.5}])
+    env = SAM2MemoryEnv(tracker, davis.sequences, 2, reward, EpisodeSettings(window=6))
+    rollout = env.rollout(3)
+    terms = rollout["next", "info", "reward_terms"]
+    assert set(terms.keys()) == {"iou", "presence"}
+    torch.testing.assert_close(rollout["next", "reward"], 2.0 * terms["iou"] + 0.5 * terms["presence"])
+    torch.testing.assert_close(terms["iou"], rollout["next", "info", "iou"])

@@ -197,7 +197,7 @@ def test_invalid_action_names_controller_and_frame(nano_random_checkpoint: Path,
     code = _eval(nano_random_checkpoint, "--split", str(_one_sequence(tmp_path)), "--controllers",
                  "fifo,bad_rule_module.BadRule", "--json", str(tmp_path / "scores.json"))
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == 2  # input errors end every command with status 2
     assert ("controller 'bad-rule' failed on frame 3 of sequence 'synth-medium-1000-000': actions must be in [0, 7]"
             in out), out
     assert "Traceback" not in out and not (tmp_path / "scores.json").exists()

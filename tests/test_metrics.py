@@ -442,3 +442,16 @@ def test_f_matches_reference_on_real_davis_annotations(davis_root) -> None:
     ref = [_ref_f_measure(masks[k], masks[0]) for k in (1, 2)]
     np.testing.assert_allclose(f.numpy(), ref, rtol=1e-6)
     assert f[1].item() < f[0].item() < 1.0  # the swan drifts away from its first-frame mask
+
+
+def test_a_track_with_no_frame_to_score_is_left_out_of_the_means() -> None:
+    from sam2rl.evaluation.evaluate import _summarize
+
+    masks = torch.zeros(5, 8, 8, dtype=torch.bool)
+    masks[:, 2:5, 2:5] = True
+    whole = score_track(masks, masks).to_dict()
+    late = score_track(masks[:1], masks[:1]).to_dict()  # object first seen on the video's last frame
+    assert math.isnan(late["j_mean"])
+    rows = [{"sequence": "s", "object_id": i, "fps": 1.0, **scores} for i, scores in enumerate([whole, late])]
+    overall = _summarize({"controllers": {"fifo": {"tracks": rows}}})["controllers"]["fifo"]["overall"]
+    assert overall["j_mean"] == overall["jf_mean"] == 1.0  # the scored track's, not NaN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from sam2rl.controllers import make_controller
@@ -46,3 +47,7 @@ def test_predictor_with_a_box_and_a_late_object(blackswan_clip: Path, nano_rando
     assert [t for t, _, _ in frames] == list(range(24))
     assert frames[3][1] == [5, 7] and bool((frames[3][2][1] == -1024).all())  # object 7 not yet prompted
     assert not bool((frames[12][2][1] == -1024).all())
+    predictor.add_new_points_or_box(state, 10, 7, points=[[110, 100]], labels=[1])  # same frame: replaces
+    with pytest.raises(ValueError, match="object 7 is already prompted on frame 10, not 12"):
+        predictor.add_new_points_or_box(state, 12, 7, points=[[110, 100]], labels=[1])
+    assert state["prompts"][7][0] == 10

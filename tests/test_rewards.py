@@ -182,6 +182,9 @@ def test_registered_user_reward_is_usable_by_name() -> None:
     close(total, [2.0 + v for v in IOU])
     with pytest.raises(RewardError, match="'test_constant' is already registered"):
         register_reward("test_constant")(lambda td: td["frame"].float())
+    with pytest.raises(RewardError, match="'test_flow' needs 'optical_flow', which the environment cannot add "
+                                          r"\(it adds on request: reference_iou\)"):
+        register_reward("test_flow", needs=("optical_flow",))
 
 
 # --------------------------------------------------------------------------- the user's example

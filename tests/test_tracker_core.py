@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from sam2rl.datasets import VideoDataset
-from sam2rl.tracker import CheckpointError, FeatureCache, Memories, MemoryBank, ModelSpec, Tracker, build_sam2_model
+from sam2rl.tracker import CheckpointError, FeatureCache, Memories, MemoryBank, ModelError, ModelSpec, Tracker, build_sam2_model
 from sam2rl.tracker import resize_prompt_mask
 from sam2rl.tracker.checkpoint import file_sha256
 
@@ -131,6 +132,13 @@ def test_feature_cache_on_disk(tracker: Tracker, blackswan_clip: Path, tmp_path:
     monkeypatch.setattr(FeatureCache, "build", lambda *a, **k: pytest.fail("cache file not reused"))
     second = tracker.video_features(video, cache_dir=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(first.levels, second.levels))
+    monkeypatch.undo()
+    bf16 = Tracker(tracker.model, replace(tracker.settings, autocast=True), tracker.spec, tracker.weights_digest)
+    bf16.video_features(video, cache_dir=tmp_path)  # features of a bfloat16 encoder: not the float32 file
+    assert len(list(tmp_path.glob("blackswan-*.pt"))) == 2
+    files[0].write_bytes(files[0].read_bytes()[:100])  # damaged
+    with pytest.raises(CheckpointError, match=f"feature cache {files[0]}: cannot be read .*delete it to rebuild it"):
+        tracker.video_features(video, cache_dir=tmp_path)
 
 
 def test_feature_cache_concat(tracker: Tracker) -> None:
@@ -244,3 +252,26 @@ def test_candidate_pointers_include_sam2_choice(tracker: Tracker) -> None:
     other = (prediction.sam_choice + 1) % 3
     memory = tracker.remember(features, prediction, other, zeros + 1)
     assert torch.equal(memory.iou, prediction.ious[rows, other]) and memory.features.dtype == torch.bfloat16
+
+
+@torch.inference_mode()
+def test_an_anchored_frame_gives_its_pointer_once(tracker: Tracker) -> None:
+    """SAM 2 keeps a frame in its conditioning or its non-conditioning outputs, never both: a frame
+    kept as an anchor is not attended a second time from the pointer history."""
+    anchors = tracker.with_anchors(2)
+    cache = anchors.encode_frames(torch.randn(4, 3, anchors.image_size, anchors.image_size))
+    zeros, total = torch.zeros(1, dtype=torch.long), torch.tensor([4])
+    prompt = torch.zeros(1, 1, anchors.image_size, anchors.image_size)
+    prompt[..., 16:32, 16:32] = 1
+    _, bank = anchors.start(cache.gather(zeros), prompt, zeros)
+    bank = anchors.step(cache.gather(zeros + 1), bank, zeros + 1, total,
+                        act=lambda p, candidate, b: torch.full_like(candidate.frame, b.anchor_action)).bank
+    assert bank.anchors.frame.tolist() == [[0, 1]] and bank.pointer_frame[0, 0] == 1  # in both places
+    _, distances, attended = anchors._pointer_items(bank, zeros + 2, total)
+    assert distances[attended].tolist() == [2, 1]  # the prompt's and frame 1's, once each
+
+
+def test_settings_the_memory_seam_does_not_follow_are_refused() -> None:
+    spec = ModelSpec("nano", image_size=64, random_weights=True, overrides={"model.memory_temporal_stride_for_eval": 2})
+    with pytest.raises(ModelError, match=r"\{'memory_temporal_stride_for_eval': 2\}.*would silently differ from SAM 2"):
+        Tracker.from_spec(spec)

@@ -16,6 +16,7 @@ from sam2rl.errors import InputError
 __all__ = ["AgentCheckpointError", "package_versions", "read_agent_checkpoint", "write_agent_checkpoint"]
 
 FORMAT = "sam2rl-agent/1"
+_REQUIRED = ("versions", "model", "layout", "encoder", "actor")  # what loading an agent reads
 
 
 class AgentCheckpointError(InputError, RuntimeError):
@@ -23,6 +24,7 @@ class AgentCheckpointError(InputError, RuntimeError):
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of sam2rl and the packages a trained agent's behaviour depends on (kept in its checkpoint)."""
     return {"sam2rl": sam2rl.__version__, **{name: version(name) for name in
                                               ("torch", "sam2", "torchrl", "tensordict", "lightning")}}
 
@@ -49,6 +51,9 @@ def read_agent_checkpoint(path: str | Path, tracker_identity: dict[str, str] | N
         raise AgentCheckpointError(f"agent checkpoint {path}: cannot be read ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise AgentCheckpointError(f"agent checkpoint {path}: not a {FORMAT} file")
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise AgentCheckpointError(f"agent checkpoint {path}: no {', '.join(missing)} (an incomplete {FORMAT} file)")
     problems = []
     saved = payload["versions"]["sam2rl"]
     if saved != sam2rl.__version__:

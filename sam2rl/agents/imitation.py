@@ -91,7 +91,8 @@ class DemonstrationRecorder(ObservingController):
             self.student.begin_episode(start_frame, num_frames)
 
     def choose(self, prediction: Prediction, bank: MemoryBank) -> torch.Tensor:
-        return self.teacher.choose(prediction, bank)
+        taught = self.teacher.choose(prediction, bank)  # also keeps a stateful teacher (SAMURAI's motion model) going
+        return taught if self.student is None else self.student.choose(prediction, bank)  # DAgger: the student's states
 
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         obs = self.observation(prediction, candidate, bank)

@@ -122,12 +122,13 @@ class PPOModule(L.LightningModule):
         nxt = rollout["next"]
         metrics["train/reward"] = nxt["reward"].mean()
         metrics["train/iou"] = nxt["info", "iou"].float().mean()
+        for label, value in nxt["info", "reward_terms"].items():
+            metrics[f"train/reward_terms/{label}"] = value.float().mean()
         if ("info", "fifo_iou") in nxt.keys(True):
             metrics["train/gain_over_fifo"] = (nxt["info", "iou"] - nxt["info", "fifo_iou"]).float().mean()
         done = nxt["done"]
-        if bool(done.any()):
-            metrics["train/episode_return"] = nxt["episode_reward"][done].mean() if "episode_reward" in nxt.keys() \
-                else nxt["reward"].sum() / done.sum()
+        if bool(done.any()):  # the rollout's reward per episode it finished (its episodes span rollouts)
+            metrics["train/reward_per_finished_episode"] = nxt["reward"].sum() / done.sum()
         value = rollout["state_value"].flatten()
         target = rollout["value_target"].flatten()
         metrics["train/explained_variance"] = 1 - (target - value).var() / target.var().clamp(min=1e-8)

@@ -226,7 +226,8 @@ Contender = NaiveLoop | EnvRollout
 
 def interleaved(setup: BenchSetup, contenders: list[Contender], windows: int = 3) -> list[dict]:
     """Each contender's figures with its median transitions per second over `windows` windows and
-    the peak memory while it ran (on CPU the whole process's, the others' kept memory included).
+    the peak memory while it ran: the whole process's (resident set on CPU, CUDA allocator peak on
+    GPU), so the memory the other contenders keep alive is included.
     The contenders take turns window by window, so a spell in which a shared machine runs slow
     falls on all of them instead of on whichever was being timed."""
     rates: list[list[float]] = [[] for _ in contenders]

@@ -33,7 +33,7 @@ class Dam4SamController(Controller):
     empty; the newest frame is always in it, and every `update_delta`-th frame (5, counted from
     the prompt frame) stays: if the newest RAM frame is such a frame the new frame is appended
     (evicting the oldest when `ram_size` (3) slots are full), otherwise it replaces the newest.
-    DRM (anchors: t_pos 0, no temporal encoding, the prompt is the first): the frame becomes an
+    DRM (anchors: t_pos 0, the temporal encoding SAM 2 gives conditioning frames, the prompt is the first): the frame becomes an
     anchor (action R + 1) when SAM 2's chosen candidate has predicted IoU > `drm_iou_threshold`
     (0.8), its area is within [`area_ratio_low`, `area_ratio_high`] ([0.8, 1.2]) of the median of
     the last `area_median_count` (10) non-empty areas among the last `area_history` (300)
@@ -152,8 +152,7 @@ class Dam4SamController(Controller):
         """[B] write action of the RAM rule (`use_last`), for frames with a visible target."""
         recent = bank.recent
         valid = recent.valid
-        frames = torch.where(valid, recent.frame, torch.full_like(recent.frame, -2))
-        newest = frames.argmax(dim=1)
+        newest = bank.newest_slot()
         oldest = torch.where(valid, recent.frame, torch.full_like(recent.frame, 1 << 40)).argmin(dim=1)
         first_free = (~valid).long().argmax(dim=1)
         count = valid.sum(dim=1)

@@ -24,8 +24,7 @@ __all__ = ["gated_action", "newest_slot_action"]
 
 def newest_slot_action(bank: MemoryBank) -> torch.Tensor:
     """[B] write action into the recent slot holding the newest frame (slot 0 when all are empty)."""
-    frame = torch.where(bank.recent.valid, bank.recent.frame, torch.full_like(bank.recent.frame, -2))
-    return frame.argmax(dim=1) + 1
+    return bank.newest_slot() + 1
 
 
 def gated_action(bank: MemoryBank, keep: torch.Tensor, previous_failed: torch.Tensor,

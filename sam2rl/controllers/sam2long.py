@@ -57,8 +57,7 @@ class Sam2LongController(Controller):
 
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         keep = self.passes(candidate.iou, candidate.object_score)
-        frame = torch.where(bank.recent.valid, bank.recent.frame, torch.full_like(bank.recent.frame, -2))
-        newest = frame.argmax(dim=1)
+        newest = bank.newest_slot()
         rows = torch.arange(newest.shape[0], device=newest.device)
         previous_failed = ~self.passes(bank.recent.iou[rows, newest], bank.recent.object_score[rows, newest])
         return gated_action(bank, keep, previous_failed, self.keep_last_frame)
@@ -101,12 +100,6 @@ def select_pathways(scores: list[list[float]], ious: list[list[float]], object_s
     return [(p, j, score) for p, j, score, _ in top]
 
 
-def _bank_frames(bank: MemoryBank) -> torch.Tensor:
-    frames = torch.cat([bank.anchors.frame, bank.recent.frame], dim=1)
-    valid = torch.cat([bank.anchors.valid, bank.recent.valid], dim=1)
-    return torch.where(valid, frames, torch.full_like(frames, -1)).cpu()
-
-
 @torch.inference_mode()
 def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: int = 3, iou_threshold: float = 0.1,
                          uncertainty: float = 2.0, tracks: list[Track] | None = None,
@@ -146,7 +139,7 @@ def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: i
         prompts = video.prompt_masks(group).to(device)
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         prompt = {"logits": low.cpu(), "score": bank.anchors.object_score[:, 0].cpu(),
-                  "iou": bank.anchors.iou[:, 0].cpu(), "bank": _bank_frames(bank)}
+                  "iou": bank.anchors.iou[:, 0].cpu(), "bank": bank.slot_frames().cpu()}
         # per tracked frame, per row (track n, slot k at row n * P + k; the first tracked frame
         # has one row per track): what the branch produced, and the parent slot of each slot
         history: list[dict[str, torch.Tensor]] = []
@@ -202,7 +195,7 @@ def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: i
 def _record(prediction: Prediction, choice: torch.Tensor, candidate: Memories, action: torch.Tensor,
             bank: MemoryBank) -> dict[str, torch.Tensor]:
     return {"logits": prediction.mask_logits(choice).float().cpu(), "score": prediction.object_score.cpu(),
-            "iou": candidate.iou.cpu(), "bank": _bank_frames(bank), "action": action.cpu()}
+            "iou": candidate.iou.cpu(), "bank": bank.slot_frames().cpu(), "action": action.cpu()}
 
 
 def _best_rows(track: int, history: list[dict[str, torch.Tensor]], parents: list[torch.Tensor],

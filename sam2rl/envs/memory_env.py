@@ -64,6 +64,7 @@ class SAM2MemoryEnv(EnvBase):
         info/iou, info/frame        IoU of the new prediction (for logging; not for policies),
                                     its frame, and the episode's track (index into `tracks`);
         info/fifo_iou               with `track_reference`: FIFO's IoU on the same frame.
+        info/reward_terms/<label>   each reward term's unweighted value (for logging).
     Action: `Categorical(R + 2)`: 0 discard the candidate, k write it into recent slot k-1,
         R + 1 add it as an anchor (see `sam2rl.tracker.bank`).
     Reward: the recipe's `CompositeReward` on the prediction of the next frame, which the
@@ -134,6 +135,8 @@ class SAM2MemoryEnv(EnvBase):
                          shape=(batch,), device=self.device)
         if self.episode.track_reference:
             info["fifo_iou"] = Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device)
+        info["reward_terms"] = Composite({label: Unbounded(shape=(batch, 1), device=self.device) for label in self.reward.weights},
+                                         shape=(batch,), device=self.device)
         self.observation_spec = Composite({
             "tokens": Unbounded(shape=(batch, self.num_tokens, self.token_dim), device=self.device),
             "global": Unbounded(shape=(batch, len(GLOBAL_FEATURES)), device=self.device),
@@ -246,10 +249,10 @@ class SAM2MemoryEnv(EnvBase):
         }, batch_size=self.batch_size)
         if "reference_iou" in self.reward.needs or self.episode.track_reference:
             reward_input["reference_iou"] = self._reference_iou(frame)
-        reward, _ = self.reward(reward_input)
+        reward, terms = self.reward(reward_input)
         done = (frame >= self._end - 1)[:, None]
         at_video_end = self._track_length[self._track] - 1
-        out = self._observe(iou=iou, fifo_iou=reward_input.get("reference_iou", None))
+        out = self._observe(iou=iou, fifo_iou=reward_input.get("reference_iou", None), terms=terms)
         out.update({"reward": reward[:, None].float(), "done": done,
                     "terminated": done & (frame == at_video_end)[:, None],
                     "truncated": done & (frame != at_video_end)[:, None]})
@@ -280,10 +283,13 @@ class SAM2MemoryEnv(EnvBase):
             ious.append(mask_iou(mask.cpu(), item.gt[t]))
         return torch.stack(ious)
 
-    def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None) -> TensorDict:
+    def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None,
+              terms: dict[str, torch.Tensor] | None) -> TensorDict:
         ones = torch.ones(self.batch_size[0], device=self.device)
+        zeros = {label: ones.new_zeros(ones.shape[0], 1) for label in self.reward.weights}
         info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone(),
-                "track": self._track[:, None].clone()}
+                "track": self._track[:, None].clone(),
+                "reward_terms": zeros if terms is None else {label: v[:, None].float() for label, v in terms.items()}}
         if self.episode.track_reference:
             info["fifo_iou"] = (ones if fifo_iou is None else fifo_iou)[:, None].float()
         return TensorDict(info, batch_size=self.batch_size)
@@ -297,7 +303,8 @@ class SAM2MemoryEnv(EnvBase):
     def _action_mask(self) -> torch.Tensor:
         return self._bank.action_mask(self.episode.allow_discard, self.episode.allow_anchor)
 
-    def _observe(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None = None) -> TensorDictBase:
+    def _observe(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None = None,
+                 terms: dict[str, torch.Tensor] | None = None) -> TensorDictBase:
         mask = self._action_mask()
         self.action_spec.update_mask(mask)
         # ages and progress relative to the whole track, as a trained agent sees them on a whole video
@@ -306,5 +313,5 @@ class SAM2MemoryEnv(EnvBase):
                       self._track_length[track], mask)
         batch = self.batch_size[0]
         flag = torch.zeros(batch, 1, dtype=torch.bool, device=self.device)
-        out.update({"info": self._info(iou, fifo_iou), "done": flag, "terminated": flag.clone(), "truncated": flag.clone()})
+        out.update({"info": self._info(iou, fifo_iou, terms), "done": flag, "terminated": flag.clone(), "truncated": flag.clone()})
         return out

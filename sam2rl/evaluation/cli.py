@@ -14,7 +14,7 @@ from sam2rl.errors import InputError
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
-from sam2rl.evaluation.tracking import ControllerError, make_eval_controller
+from sam2rl.evaluation.tracking import make_eval_controller
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
@@ -88,15 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from sam2rl.evaluation.videos import GifWriter  # Pillow only, but keep the plain run lean
 
         gifs = GifWriter(args.video)
-    try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("tracking", total=len(dataset) * len(controllers))
-            results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
-                               cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task),
-                               on_runs=gifs)
-    except ControllerError as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-        return 1
+    with Progress(console=console, transient=True) as progress:  # a ControllerError ends the command with status 2
+        task = progress.add_task("tracking", total=len(dataset) * len(controllers))
+        results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
+                           cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task), on_runs=gifs)
     results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
     console.print(results_table(results, "sam2rl eval"))
     if args.json is not None:

@@ -26,7 +26,11 @@ SUMMARY_KEYS = ("quality", "j_mean", "f_mean", "jf_mean", "presence")
 
 
 def _mean(rows: Sequence[dict], key: str) -> float:
-    return float(np.mean([row[key] for row in rows])) if rows else float("nan")
+    """Mean over the tracks that have a score: one with no frame to score (its object first seen on the
+    last frame, or no annotated frame after the prompt) is NaN and left out, not made everyone's NaN."""
+    values = np.array([row[key] for row in rows], dtype=float)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
 
 
 def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:

@@ -40,12 +40,6 @@ class TrackRun:
         return range(self.track.prompt_frame, self.track.prompt_frame + self.masks.shape[0])
 
 
-def _bank_frames(bank) -> torch.Tensor:
-    frames = torch.cat([bank.anchors.frame, bank.recent.frame], dim=1)
-    valid = torch.cat([bank.anchors.valid, bank.recent.valid], dim=1)
-    return torch.where(valid, frames, torch.full_like(frames, -1)).cpu()
-
-
 @torch.inference_mode()
 def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, tracks: list[Track] | None = None,
                 features: FeatureCache | None = None) -> list[TrackRun]:
@@ -75,7 +69,7 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         masks = [to_video_resolution(low, video.height, video.width)[:, 0] > 0]
         scores, ious = [bank.anchors.object_score[:, 0]], [bank.anchors.iou[:, 0]]
-        timeline, actions = [_bank_frames(bank)], []
+        timeline, actions = [bank.slot_frames().cpu()], []
         for t in range(start + 1, video.num_frames):
             frame = torch.full_like(frame, t)
             try:
@@ -87,7 +81,7 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
             masks.append(to_video_resolution(step.prediction.mask_logits(step.choice), video.height, video.width)[:, 0] > 0)
             scores.append(step.prediction.object_score)
             ious.append(step.candidate.iou)
-            timeline.append(_bank_frames(bank))
+            timeline.append(bank.slot_frames().cpu())
             actions.append(step.action)
         seconds = (time.perf_counter() - began) / batch
         stacked = [torch.stack(x, dim=1).cpu() for x in (masks, scores, ious, timeline)]

@@ -10,7 +10,8 @@ environment: a list of weighted terms, each a built-in (by ``name``) or the user
         - {name: memory_churn, weight: 0.01}
         - {_target_: mypkg.rewards.area_consistency, weight: 0.5, kwargs: {tolerance: 0.3}}
 
-``CompositeReward(terms)(td)`` returns ``(total [B], {label: term value [B]})``.
+``CompositeReward(terms)(td)`` returns ``(total [B], {label: term value [B]})``; the environment
+reports each term's value as ``info/reward_terms/<label>`` and training logs its mean.
 
 The contract: the TensorDict a reward receives
 ----------------------------------------------
@@ -28,15 +29,16 @@ key                dtype, shape     meaning
 ``predicted_iou``  float [B]        the model's own IoU estimate for ``pred_mask``
 ``action``         int64 [B]        the action just taken: 0 discard, 1..R write recent slot
                                     k, R+1 add anchor
-fifo_action    int64 [B]        the action SAM 2's FIFO rule would have taken
+``fifo_action``    int64 [B]        the action SAM 2's FIFO rule would have taken
 ``overwrote``      bool [B]         whether the action replaced a valid memory (an eviction)
 ``frame``          int64 [B]        index of the new frame in its video
 ``num_frames``     int64 [B]        length of the video
-``reference_iou``  float [B]        *optional*: IoU that the reference controller (FIFO by
-                                    default) got on the same frame of the same track; present
-                                    only when a configured term needs it
-                                    (``"reference_iou" in reward.needs``), as the environment
-                                    computes and caches reference runs for it
+``reference_iou``  float [B]        *optional*: IoU that SAM 2's FIFO rule got on the same
+                                    frame of the same track; present when a configured term
+                                    needs it (``"reference_iou" in reward.needs``) or the
+                                    environment tracks the reference for logging
+                                    (``EpisodeSettings.track_reference``, as the recipes do); the
+                                    environment computes and caches the reference runs
 =================  ===============  ===========================================================
 
 A reward function is ``fn(td, **kwargs) -> Tensor`` of shape ``[B]`` (one value per episode;

@@ -49,6 +49,9 @@ def register_reward(name: str, needs: Iterable[str] = ()) -> Callable[[RewardFn]
     for key in needs:
         if not isinstance(key, str) or not key:
             raise RewardError(f"reward {name!r}: needs must be TensorDict key names, got {key!r}")
+        if key not in OPTIONAL_KEYS:
+            raise RewardError(f"reward {name!r} needs {key!r}, which the environment cannot add "
+                              f"(it adds on request: {', '.join(sorted(OPTIONAL_KEYS))})")
 
     def register(fn: RewardFn) -> RewardFn:
         if not callable(fn):

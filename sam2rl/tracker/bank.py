@@ -96,6 +96,17 @@ class MemoryBank:
     def num_actions(self) -> int:
         return self.num_recent + 2
 
+    def newest_slot(self) -> torch.Tensor:
+        """[B] recent slot holding the newest frame (slot 0 when all are empty)."""
+        frame = torch.where(self.recent.valid, self.recent.frame, torch.full_like(self.recent.frame, -2))
+        return frame.argmax(dim=1)
+
+    def slot_frames(self) -> torch.Tensor:
+        """[B, A + R] frame held by each slot, anchors first, -1 where empty (memory timelines)."""
+        frames = torch.cat([self.anchors.frame, self.recent.frame], dim=1)
+        valid = torch.cat([self.anchors.valid, self.recent.valid], dim=1)
+        return torch.where(valid, frames, torch.full_like(frames, -1))
+
     def fifo_action(self) -> torch.Tensor:
         """SAM 2's rule: fill the first empty slot, else evict the oldest. [B] int64."""
         frame = torch.where(self.recent.valid, self.recent.frame, torch.full_like(self.recent.frame, -2))
@@ -112,8 +123,9 @@ class MemoryBank:
         to_anchor = action == self.anchor_action
         if bool(to_anchor.any()):
             free = ~self.anchors.valid
-            if bool((to_anchor & ~free.any(dim=1)).any()):
-                raise ValueError("add-anchor action on a track whose anchor slots are all taken")
+            full = to_anchor & ~free.any(dim=1)
+            if bool(full.any()):
+                raise ValueError(f"add-anchor action on tracks {full.nonzero()[:, 0].tolist()}, whose anchor slots are all taken")
             first_free = free.long().argmax(dim=1)
             slot_ids = torch.arange(free.shape[1], device=action.device)
             anchors = _put(self.anchors, candidate, to_anchor[:, None] & (slot_ids[None] == first_free[:, None]))
@@ -121,7 +133,8 @@ class MemoryBank:
                           pointer_frame=self.pointer_frame, batch_size=self.batch_size)
 
     def push_pointer(self, obj_ptr: torch.Tensor, frame: torch.Tensor) -> MemoryBank:
-        """Record this frame's object pointer whatever the action (SAM 2's `recent` pointers)."""
+        """Record this frame's object pointer whatever the action (SAM 2's `recent` pointers; one of
+        a frame that is also an anchor is read once, as the anchor's, see `Tracker._pointer_items`)."""
         pointers = torch.cat([obj_ptr[:, None], self.pointers[:, :-1]], dim=1)
         pointer_frame = torch.cat([frame[:, None], self.pointer_frame[:, :-1]], dim=1)
         return MemoryBank(anchors=self.anchors, recent=self.recent, pointers=pointers,

@@ -32,9 +32,13 @@ from sam2rl.datasets import VideoSequence
 
 from sam2rl.tracker.bank import Memories, MemoryBank
 from sam2rl.tracker.features import FeatureCache, FrameFeatures
-from sam2rl.tracker.models import ModelSpec, build_sam2_model, checkpoint_digest, model_config
+from sam2rl.tracker.models import ModelError, ModelSpec, build_sam2_model, checkpoint_digest, model_config
 
 __all__ = ["Prediction", "Step", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
+
+_MEMORY_SEAM_SETTINGS = {"max_cond_frames_in_attn": -1, "memory_temporal_stride_for_eval": 1,
+                         "only_obj_ptrs_in_the_past_for_eval": True}
+"""`SAM2Base` settings that `Tracker._condition` takes as every official config (and ours) sets them."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,10 @@ class Tracker:
 
     def __init__(self, model: SAM2Base, settings: TrackerSettings = TrackerSettings(),
                  spec: ModelSpec | None = None, weights_digest: str = "unknown"):
+        differs = {key: getattr(model, key) for key, value in _MEMORY_SEAM_SETTINGS.items() if getattr(model, key) != value}
+        if differs:
+            raise ModelError(f"model settings {differs}: the tracker's memory seam reads memories as SAM 2's "
+                             f"configs set them ({_MEMORY_SEAM_SETTINGS}) and would silently differ from SAM 2")
         if settings.compile and not isinstance(model, SAM2VideoPredictorVOS):
             raise ValueError(f"TrackerSettings(compile=True) needs a model built with compiled=True "
                              f"(sam2's SAM2VideoPredictorVOS), got {type(model).__name__}")
@@ -138,6 +146,7 @@ class Tracker:
     @classmethod
     def from_spec(cls, spec: ModelSpec, device: str | torch.device = "cpu",
                   settings: TrackerSettings = TrackerSettings()) -> Tracker:
+        """Build the model `spec` names (its checkpoint loaded strictly, or random weights on request)."""
         model, checkpoint = build_sam2_model(spec, device, compiled=settings.compile)
         return cls(model, settings, spec, checkpoint_digest(checkpoint, spec.seed))
 
@@ -173,6 +182,7 @@ class Tracker:
         return self.model.device
 
     def new_bank(self, batch_size: int) -> MemoryBank:
+        """[B] empty banks laid out for this model and `settings.max_anchors`."""
         return MemoryBank.empty(
             batch_size, self.num_recent, self.settings.max_anchors, self.model.max_obj_ptrs_in_encoder - 1,
             self.memory_shape, self.model.hidden_dim, self.settings.bank_dtype, self.device,
@@ -185,10 +195,11 @@ class Tracker:
 
     def video_features(self, video: VideoSequence, cache_dir: str | Path | None = None, chunk: int = 8) -> FeatureCache:
         """Features of every frame of `video`, loaded lazily; reused from `cache_dir` when the
-        video bytes, model config, weights, input size and dtype all match."""
+        video bytes, model config, weights, input size, dtype and autocast all match."""
         path = None
         if cache_dir is not None and self.spec is not None:
-            key = FeatureCache.key(video.content_hash(), *self.identity.values(), str(self.settings.feature_dtype))
+            key = FeatureCache.key(video.content_hash(), *self.identity.values(), str(self.settings.feature_dtype),
+                                   f"autocast={self.settings.autocast}")  # the encoder ran in bfloat16 or not
             path = Path(cache_dir) / f"{video.name}-{key}.pt"
             if path.is_file():
                 return FeatureCache.load(path, self.device)
@@ -270,8 +281,12 @@ class Tracker:
     def start(self, features: FrameFeatures, masks: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, MemoryBank]:
         """New banks for B tracks prompted on `frame`: (prompt low-res logits, banks with the prompt anchor)."""
         low, anchor = self.prompt(features, masks, frame)
-        bank = self.new_bank(masks.shape[0])
-        return low, bank.apply(anchor, torch.full_like(anchor.frame, bank.anchor_action))
+        return low, self.anchored_bank(anchor)
+
+    def anchored_bank(self, anchor: Memories) -> MemoryBank:
+        """[B] new banks holding one memory each, `anchor` (a prompt's), in their first anchor slot."""
+        bank = self.new_bank(anchor.batch_size[0])
+        return bank.apply(anchor, torch.full_like(anchor.frame, bank.anchor_action))
 
     def step(self, features: FrameFeatures, bank: MemoryBank, frame: torch.Tensor, num_frames: torch.Tensor,
              choose: Chooser | None = None, act: Actor | None = None) -> Step:
@@ -398,6 +413,10 @@ class Tracker:
         other_dist = frame[:, None] - other_frame
         window = torch.clamp(num_frames, max=model.max_obj_ptrs_in_encoder)[:, None]
         other_ok = other_ok & (other_dist >= 1) & (other_dist < window)
+        # a frame kept as an anchor gives its pointer once, as an anchor: SAM 2 keeps a frame's output in
+        # its conditioning or its non-conditioning outputs, never both
+        anchored = (other_frame[:, :, None] == bank.anchors.frame[:, None, :]) & bank.anchors.valid[:, None, :]
+        other_ok = other_ok & ~anchored.any(dim=2)
         if self.settings.pointer_source == "bank":  # slots in frame order, newest first, as SAM 2 lists them
             order = torch.where(other_ok, other_dist, torch.full_like(other_dist, 1 << 30)).argsort(dim=1, stable=True)
             other, other_dist, other_ok = other.gather(1, order[..., None].expand_as(other)), other_dist.gather(1, order), other_ok.gather(1, order)

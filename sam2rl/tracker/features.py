@@ -22,6 +22,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from sam2rl.atomic import write_torch
+from sam2rl.tracker.checkpoint import CheckpointError
 
 __all__ = ["FeatureCache", "FrameFeatures"]
 
@@ -54,10 +55,9 @@ class FrameFeatures:
 class FeatureCache:
     """Backbone levels of T frames ([T, C_l, H_l, W_l] each) for one video or several concatenated."""
 
-    def __init__(self, levels: list[torch.Tensor], pos_top: torch.Tensor, compute_dtype: torch.dtype = torch.float32):
-        self.levels = levels
+    def __init__(self, levels: list[torch.Tensor], pos_top: torch.Tensor):
+        self.levels = levels  # stored in any dtype, handed out in float32 (the tracker's; autocast casts down)
         self.pos_top = pos_top  # [C, H, W]
-        self.compute_dtype = compute_dtype
 
     @property
     def num_frames(self) -> int:
@@ -101,12 +101,13 @@ class FeatureCache:
     def gather(self, index: torch.Tensor) -> FrameFeatures:
         """Features of frame index[b] for each track b (index into this cache's frames)."""
         index = index.to(self.device)
-        levels = [x[index].to(self.compute_dtype) for x in self.levels]
-        pos = self.pos_top.flatten(1).t()[:, None, :].expand(-1, index.numel(), -1).to(self.compute_dtype)
+        levels = [x[index].float() for x in self.levels]
+        pos = self.pos_top.flatten(1).t()[:, None, :].expand(-1, index.numel(), -1).float()
         return FrameFeatures(levels=levels, pos_top=pos)
 
     def to(self, device: torch.device | str) -> FeatureCache:
-        return FeatureCache([x.to(device) for x in self.levels], self.pos_top.to(device), self.compute_dtype)
+        """The same cache on `device`."""
+        return FeatureCache([x.to(device) for x in self.levels], self.pos_top.to(device))
 
     @staticmethod
     def concat(caches: Sequence[FeatureCache]) -> tuple[FeatureCache, list[int]]:
@@ -116,13 +117,13 @@ class FeatureCache:
             offsets.append(total)
             total += cache.num_frames
         levels = [torch.cat([c.levels[i] for c in caches]) for i in range(len(caches[0].levels))]
-        return FeatureCache(levels, caches[0].pos_top, caches[0].compute_dtype), offsets
+        return FeatureCache(levels, caches[0].pos_top), offsets
 
     # -- on-disk cache -------------------------------------------------------------------------
 
     @staticmethod
     def key(*parts: str) -> str:
-        """Cache key from video content, model config, checkpoint digest, input size, dtype."""
+        """Cache key from video content, model config, checkpoint digest, input size, dtype, autocast."""
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def save(self, path: str | Path) -> None:
@@ -131,5 +132,9 @@ class FeatureCache:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeatureCache:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        return cls(payload["levels"], payload["pos_top"])
+        """A cache written by `save`; a file that is not one is named in a `CheckpointError`."""
+        try:
+            payload = torch.load(path, map_location=device, weights_only=True)
+            return cls(payload["levels"], payload["pos_top"])
+        except Exception as error:  # unpickling, a truncated file or missing keys: all say "not a cache"
+            raise CheckpointError(f"feature cache {path}: cannot be read ({error}); delete it to rebuild it") from error

@@ -51,8 +51,10 @@ MODELS: dict[str, _Entry] = {
 """Short name -> sam2 config and the official checkpoint file name."""
 
 # Settings of `sam2.build_sam.build_sam2_video_predictor` (its `apply_postprocessing`), so that
-# our tracker behaves as `SAM2VideoPredictor` does. Hole filling needs sam2's CUDA extension
-# and is a post-processing of outputs, not of memories; we leave it out.
+# our tracker behaves as `SAM2VideoPredictor` does. Hole filling (`fill_hole_area`) needs sam2's
+# CUDA extension, which we do not build; without it the predictor skips it too (with a warning). With
+# it, the predictor fills holes in the masks it outputs and encodes the prompt frame's memory from
+# those; our tracker does not.
 _VIDEO_PREDICTOR_OVERRIDES = {
     "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
     "model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta": 0.05,
