@@ -19,6 +19,7 @@ __all__ = ["EncoderSettings", "SlotEncoder", "make_actor_critic", "parameter_dev
 
 @dataclass
 class EncoderSettings:
+    """Size of the policy's and critic's slot encoder (recipe section `agent`)."""
     width: int = 64
     layers: int = 2
     heads: int = 4

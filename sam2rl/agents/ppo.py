@@ -27,6 +27,7 @@ __all__ = ["PPOModule", "PPOSettings"]
 
 @dataclass
 class PPOSettings:
+    """PPO's collection and update settings (recipe section `ppo`)."""
     rollout_steps: int = 16  # environment steps per iteration; x env batch = transitions
     epochs: int = 4
     minibatch_size: int = 64
@@ -83,7 +84,7 @@ class PPOModule(L.LightningModule):
         self._collector.update_policy_weights_()
         return next(self._batches)
 
-    def train_dataloader(self):
+    def train_dataloader(self) -> list[int]:
         return [0]  # one PPO iteration per epoch
 
     # -- one PPO iteration ---------------------------------------------------------------------

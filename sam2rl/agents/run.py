@@ -103,6 +103,7 @@ class OutputSection:
 
 @dataclass
 class AgentRecipe:
+    """`recipes/overfit.yaml` and `recipes/generalize.yaml`: every section, with its defaults."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     env: EnvSection = field(default_factory=EnvSection)
@@ -246,6 +247,9 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
 
 
 def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
+    """Train the recipe's agents (one per track, or one generalist), score them next to the baselines,
+    and write results, plots and agents to `output.dir`; returns the headline summary (empty on DDP
+    ranks other than 0)."""
     baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
     where = f"recipe {recipe_path}: " if recipe_path else ""
     key = "evaluation.baselines"

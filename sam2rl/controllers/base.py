@@ -52,6 +52,7 @@ CONTROLLERS: dict[str, Callable[..., Controller]] = {}
 
 
 def register_controller(name: str) -> Callable[[type[Controller]], type[Controller]]:
+    """Class decorator: make a `Controller` available by `name` (`sam2rl eval --controllers`, recipes)."""
     def register(cls: type[Controller]) -> type[Controller]:
         CONTROLLERS[name] = cls
         cls.name = name

@@ -22,6 +22,7 @@ def xyxy_to_xyah(box: torch.Tensor) -> torch.Tensor:
 
 
 def xyah_to_xyxy(box: torch.Tensor) -> torch.Tensor:
+    """[..., 4] (xc, yc, w/h, h) -> (x1, y1, x2, y2), the inverse of `xyxy_to_xyah`."""
     xc, yc, aspect, height = box.unbind(-1)
     half_w, half_h = aspect * height / 2, height / 2
     return torch.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], dim=-1)

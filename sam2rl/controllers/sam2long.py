@@ -53,6 +53,7 @@ class Sam2LongController(Controller):
         self.keep_last_frame = bool(keep_last_frame)
 
     def passes(self, iou: torch.Tensor, object_score: torch.Tensor) -> torch.Tensor:
+        """[B] whether a frame's memory is reliable enough to keep: IoU above threshold, object present."""
         return (iou > self.iou_threshold) & (object_score > 0)
 
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:

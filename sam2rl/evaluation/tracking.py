@@ -69,7 +69,7 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
         low, bank = tracker.start(features.gather(frame), resize_prompt_mask(prompts, tracker.image_size), frame)
         masks = [to_video_resolution(low, video.height, video.width)[:, 0] > 0]
         scores, ious = [bank.anchors.object_score[:, 0]], [bank.anchors.iou[:, 0]]
-        timeline, actions = [bank.slot_frames().cpu()], []
+        timeline, actions = [bank.slot_frames()], []
         for t in range(start + 1, video.num_frames):
             frame = torch.full_like(frame, t)
             try:
@@ -81,11 +81,11 @@ def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, 
             masks.append(to_video_resolution(step.prediction.mask_logits(step.choice), video.height, video.width)[:, 0] > 0)
             scores.append(step.prediction.object_score)
             ious.append(step.candidate.iou)
-            timeline.append(bank.slot_frames().cpu())
+            timeline.append(bank.slot_frames())
             actions.append(step.action)
-        seconds = (time.perf_counter() - began) / batch
-        stacked = [torch.stack(x, dim=1).cpu() for x in (masks, scores, ious, timeline)]
+        stacked = [torch.stack(x, dim=1).cpu() for x in (masks, scores, ious, timeline)]  # one copy (and wait) per batch
         acts = torch.stack(actions, dim=1).cpu() if actions else torch.zeros(batch, 0, dtype=torch.long)
+        seconds = (time.perf_counter() - began) / batch
         for i, track in enumerate(group):
             runs.append(TrackRun(track, stacked[0][i], stacked[1][i], stacked[2][i], stacked[3][i], acts[i], seconds))
     return runs

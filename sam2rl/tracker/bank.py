@@ -38,6 +38,7 @@ class Memories:
     @classmethod
     def empty(cls, batch: tuple[int, ...], feature_shape: tuple[int, int, int], ptr_dim: int,
               dtype: torch.dtype, device: torch.device | str) -> Memories:
+        """Invalid (empty) slots of shape `batch`, frame -1."""
         def zeros(*shape: int, dt: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(*batch, *shape, dtype=dt, device=device)
 
@@ -76,6 +77,7 @@ class MemoryBank:
     def empty(cls, batch_size: int, num_recent: int, max_anchors: int, num_pointers: int,
               feature_shape: tuple[int, int, int], ptr_dim: int, dtype: torch.dtype,
               device: torch.device | str) -> MemoryBank:
+        """B banks with every slot empty and no pointer history (`Tracker.new_bank` sizes them)."""
         return cls(
             anchors=Memories.empty((batch_size, max_anchors), feature_shape, ptr_dim, dtype, device),
             recent=Memories.empty((batch_size, num_recent), feature_shape, ptr_dim, dtype, device),

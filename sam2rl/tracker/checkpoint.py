@@ -18,6 +18,7 @@ class CheckpointError(InputError, RuntimeError):
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (checkpoints are large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):

@@ -91,6 +91,7 @@ class ModelSpec:
     overrides: dict[str, object] = field(default_factory=dict)
 
     def config_path(self) -> Path:
+        """The YAML config: sam2's for an official name, ours for `nano`, or the path given."""
         if self.name in MODELS:
             return MODELS[self.name].config
         own = Path(str(_OWN_CONFIGS / f"{self.name}.yaml"))
@@ -103,6 +104,7 @@ class ModelSpec:
         raise ModelError(f"unknown SAM 2 model {self.name!r}: use one of {known} or a path to a YAML config")
 
     def checkpoint_file_name(self) -> str:
+        """The file name an official checkpoint (or ours) is published under, looked for by name."""
         return MODELS[self.name].checkpoint_file if self.name in MODELS else f"{self.name}.pt"
 
     def resolve_checkpoint(self) -> Path | None:
@@ -129,6 +131,7 @@ class ModelSpec:
 
 
 def own_model_names() -> list[str]:
+    """Names of the model configs that ship with sam2rl (`sam2rl/configs`)."""
     return sorted(p.name.removesuffix(".yaml") for p in _OWN_CONFIGS.iterdir() if p.name.endswith(".yaml"))
 
 
