@@ -148,3 +148,18 @@ def test_each_reward_term_is_reported_unweighted(tracker: Tracker, davis: VideoD
     assert set(terms.keys()) == {"iou", "presence"}
     torch.testing.assert_close(rollout["next", "reward"], 2.0 * terms["iou"] + 0.5 * terms["presence"])
     torch.testing.assert_close(terms["iou"], rollout["next", "info", "iou"])
+
+
+def test_fifo_episodes_score_their_own_reference_run(tracker: Tracker, davis: VideoDataset) -> None:
+    """Under FIFO actions each episode is the reference run from its own start, so the reference
+    IoU looked up per step equals the episode's IoU, also across resets of windowed episodes."""
+    env = make_env(tracker, davis.sequences, window=6, seed=2, track_reference=True)
+    td = env.reset()
+    for _ in range(12):  # two windows of 4 steps each and more: resets in between
+        td = env.step(td.set("action", env.fifo_action()))
+        info = td["next", "info"]
+        torch.testing.assert_close(info["fifo_iou"], info["iou"])
+        td = env.step_mdp(td)
+        if bool(td["done"].any()):
+            td = env.reset(td.set("_reset", td["done"].clone()))
+    assert len(env._references) > 1  # several (track, start) runs were cached

@@ -109,7 +109,10 @@ class SAM2MemoryEnv(EnvBase):
         self._prompt_frame = torch.tensor([t.track.prompt_frame for t in self.tracks], device=self.device)
         self._gt_all = torch.cat([t.gt for t in self.tracks]).to(self.device)  # [sum T, S, S]
         self._gt_offset = torch.cumsum(self._track_length, 0) - self._track_length
-        self._references: dict[tuple[int, int], torch.Tensor] = {}
+        self._references: dict[tuple[int, int], torch.Tensor] = {}  # FIFO's IoU per frame, per (track, start)
+        self._needs_reference = "reference_iou" in reward.needs or episode.track_reference
+        # each episode's reference run, indexed by frame - start (filled at reset, read per step)
+        self._episode_reference = torch.zeros(batch_size, int(self._track_length.max()), device=self.device)
         self.rng = torch.Generator().manual_seed(seed)
         self._build_specs()
         self._bank = tracker.new_bank(batch_size)
@@ -191,6 +194,8 @@ class SAM2MemoryEnv(EnvBase):
     def _start_rows(self, rows: torch.Tensor) -> None:
         track, start, end = self._sample_episodes(rows.numel())
         self._track[rows], self._start[rows], self._end[rows] = track.to(self.device), start.to(self.device), end.to(self.device)
+        if self._needs_reference:
+            self._load_references(rows)
         frame = start.to(self.device)
         prompt = self._gt(rows, frame)[:, None].float()
         _, bank = self.tracker.start(self.features.gather(self._index(rows, frame)), prompt, frame)
@@ -247,8 +252,8 @@ class SAM2MemoryEnv(EnvBase):
             "action": action, "fifo_action": fifo_action, "overwrote": overwrote, "frame": frame,
             "num_frames": self._track_length[self._track],
         }, batch_size=self.batch_size)
-        if "reference_iou" in self.reward.needs or self.episode.track_reference:
-            reward_input["reference_iou"] = self._reference_iou(frame)
+        if self._needs_reference:
+            reward_input["reference_iou"] = self._episode_reference[rows, frame - self._start]
         reward, terms = self.reward(reward_input)
         done = (frame >= self._end - 1)[:, None]
         at_video_end = self._track_length[self._track] - 1
@@ -258,14 +263,13 @@ class SAM2MemoryEnv(EnvBase):
                     "truncated": done & (frame != at_video_end)[:, None]})
         return out
 
-    def _reference_iou(self, frame: torch.Tensor) -> torch.Tensor:
-        values = []
-        for row, (track, start) in enumerate(zip(self._track.tolist(), self._start.tolist())):
-            key = (track, start)
-            if key not in self._references:
-                self._references[key] = self._fifo_run(track, start)
-            values.append(self._references[key][frame[row] - start])
-        return torch.stack(values).to(self.device)
+    def _load_references(self, rows: torch.Tensor) -> None:
+        """Put the reference run of each new episode in `rows` where the step reads it."""
+        for row, track, start in zip(rows.tolist(), self._track[rows].tolist(), self._start[rows].tolist()):
+            if (track, start) not in self._references:
+                self._references[(track, start)] = self._fifo_run(track, start)
+            run = self._references[(track, start)]
+            self._episode_reference[row, :run.numel()] = run.to(self.device)
 
     @torch.inference_mode()
     def _fifo_run(self, track: int, start: int) -> torch.Tensor:
