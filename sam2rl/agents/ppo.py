@@ -79,7 +79,8 @@ class PPOModule(L.LightningModule):
             env = self.make_env(self.seed + 1000 * self.global_rank, self.global_rank, self.trainer.world_size)
             torch.manual_seed(self.seed + 1000 * self.global_rank)
             self._collector = Collector(env, self.actor, frames_per_batch=env.batch_size[0] * self.ppo.rollout_steps,
-                                        total_frames=-1, device=self.device)
+                                        total_frames=-1, device=self.device,
+                                        auto_register_policy_transforms=False)  # the policy keeps no state across steps
             self._batches = iter(self._collector)
         self._collector.update_policy_weights_()
         return next(self._batches)
