@@ -39,18 +39,22 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
 
 
 def write_torch(path: str | Path, payload: Any) -> Path:
+    """`torch.save` to `path`, atomically."""
     return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """`text` to `path`, atomically."""
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
+    """`data` to `path`, atomically."""
     return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
+    """`payload` as indented JSON to `path`, atomically."""
     def dump(tmp: str) -> None:
         with open(tmp, "w") as out:
             json.dump(payload, out, indent=1)

@@ -12,7 +12,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from sam2rl.atomic import write_text
 from sam2rl.errors import InputError
 
-__all__ = ["RecipeError", "load_recipe", "save_recipe"]
+__all__ = ["RecipeError", "load_recipe", "read_recipe_file", "save_recipe"]
 
 T = TypeVar("T")
 
@@ -32,14 +32,27 @@ def _keys(node: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def read_recipe_file(path: str | Path) -> DictConfig:
+    """The YAML mapping at `path`, untyped (`load_recipe` types it); a `RecipeError` names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path}: file not found")
+    try:
+        layer = OmegaConf.load(path)
+    except Exception as error:  # YAML syntax errors come in several types
+        raise RecipeError(f"recipe {path}: not valid YAML ({error})") from None
+    if not isinstance(layer, DictConfig):
+        raise RecipeError(f"recipe {path}: expected a mapping of sections (model:, data:, ...), got a list")
+    return layer
+
+
 def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None = None) -> T:
     """Merge the YAML at `path` and `key=value` overrides onto `schema` and return the typed object.
 
     Unknown keys are rejected with the closest valid key; type errors name the key.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe {path}: file not found")
+    layer = read_recipe_file(path)
     base = OmegaConf.structured(schema)
     valid = _keys(base)
 
@@ -55,10 +68,6 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
                 raise RecipeError(f"{source}: unknown key {key!r}{hint}") from None
             raise RecipeError(f"{source}: bad value for {key or 'a key'}: {str(error).splitlines()[0]}") from None
 
-    try:
-        layer = OmegaConf.load(path)
-    except Exception as error:  # YAML syntax errors come in several types
-        raise RecipeError(f"recipe {path}: not valid YAML ({error})") from None
     if "task" not in valid:
         layer.pop("task", None)
     config = merge(base, layer, f"recipe {path}")

@@ -6,9 +6,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from sam2rl.recipe import RecipeError, load_recipe
+from sam2rl.recipe import RecipeError, load_recipe, read_recipe_file
 
 __all__ = ["TASKS", "main"]
 
@@ -24,9 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", type=Path, help="YAML recipe (see recipes/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_steps=100")
     args = parser.parse_args(argv)
-    if not args.recipe.is_file():
-        raise RecipeError(f"recipe {args.recipe}: file not found")
-    task = OmegaConf.load(args.recipe).get("task")
+    task = read_recipe_file(args.recipe).get("task")
     if task not in TASKS:
         raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
     module_name, schema_name = TASKS[task]

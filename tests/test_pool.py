@@ -116,6 +116,9 @@ def test_pool_errors_name_the_file_or_ask_for_the_agent(tmp_path: Path, capsys: 
     assert f"{bad}: not JSON" in _flat(capsys.readouterr().out)
     assert sam2rl(["pool", str(tmp_path / "missing")]) == 2
     assert "missing: cannot read it" in _flat(capsys.readouterr().out)
+    bad.write_text('{"controllers": {}}')
+    assert sam2rl(["pool", str(bad)]) == 2
+    assert f"{bad}: no model, skip_first" in _flat(capsys.readouterr().out)
     runs = []
     for i, sequence in enumerate(("a", "b")):
         results = _results({"fifo": [(sequence, 0.5)], "agent:x.pt": [(sequence, 0.6)], "agent:y.pt": [(sequence, 0.7)]})

@@ -60,12 +60,26 @@ def test_pretrain_recipe_runs_exports_and_resumes(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4]  # continued from step 2, not restarted
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert sam2rl(["run", "recipes/pretrain_tracker.yaml", "trainer.max_steps=5", "resume=auto", *tiny]) == 0
+    # ended between two periodic checkpoints (every 100 steps): last.ckpt still holds the end
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
+    assert sam2rl(["run", "recipes/pretrain_tracker.yaml", "trainer.max_steps=2", *tiny]) == 0  # a new run, same folder
+    records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2]  # its own history, not the old run's
 
 
 @pytest.mark.parametrize("override,message", [
     ("optim.weight_decy=1", "unknown key 'optim.weight_decy'; did you mean 'optim.weight_decay'?"),
     ("trainer.max_steps=many", "bad value for trainer.max_steps"),
     ("max_steps", "expected key=value"),
+    ("trainer.devices=2", "trainer.devices: pretraining runs on one device, got 2"),
+    ("validation.difficulty=medum", "validation.difficulty: unknown difficulty 'medum'"),
+    ("data.curriculum=[{until: null, difficulty: {hrad: 1.0}, clip_frames: 8}]",
+     "data.curriculum[0].difficulty: unknown difficulty 'hrad'"),
+    ("data.curriculum=[{until: null, difficulty: {easy: 1.0}, clip_frames: 1}]",
+     "data.curriculum[0].clip_frames must be >= 2"),
+    ("validation.every_steps=0", "validation.every_steps must be >= 1, got 0"),
+    ("resume=/nowhere/last.ckpt", "resume: checkpoint /nowhere/last.ckpt not found"),
 ])
 def test_recipe_errors_name_the_key(override: str, message: str, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["run", "recipes/pretrain_tracker.yaml", override]) == 2
@@ -87,3 +101,11 @@ def test_curriculum_follows_the_global_step_with_several_workers(workers: int) -
     loader = torch.utils.data.DataLoader(clips, batch_size=2, num_workers=workers)
     lengths = [frames.shape[1] for frames, _ in itertools.islice(loader, 5)]
     assert lengths == [3, 4, 4, 5, 5]
+
+
+@pytest.mark.parametrize("text,message", [("model: [unclosed\n", "not valid YAML"),
+                                          ("- a\n- b\n", "expected a mapping of sections")])
+def test_recipe_file_that_is_not_a_mapping(text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "r.yaml").write_text(text)
+    assert sam2rl(["run", str(tmp_path / "r.yaml")]) == 2
+    assert f"error: recipe {tmp_path / 'r.yaml'}: {message}" in capsys.readouterr().out

@@ -312,6 +312,10 @@ def test_cli_writes_n_videos(tmp_path, capsys):
     assert Image.open(tmp_path / "p.png").size[0] > 40
     assert "hard" in capsys.readouterr().out
     assert synth_main(["--out", str(out), "--num", "0"]) == 2
+    assert "error: --num 0 (need >= 1)" in capsys.readouterr().out
+    (tmp_path / "file").write_text("x")
+    assert synth_main(["--out", str(tmp_path / "file"), "--num", "1", "--frames", "2", "--size", "32"]) == 2
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         synth_main(["--out", str(out), "--difficulty", "extreme"])
 

@@ -275,3 +275,22 @@ def test_settings_the_memory_seam_does_not_follow_are_refused() -> None:
     spec = ModelSpec("nano", image_size=64, random_weights=True, overrides={"model.memory_temporal_stride_for_eval": 2})
     with pytest.raises(ModelError, match=r"\{'memory_temporal_stride_for_eval': 2\}.*would silently differ from SAM 2"):
         Tracker.from_spec(spec)
+
+
+@torch.inference_mode()
+def test_a_tracker_without_autocast_keeps_the_callers(tracker: Tracker) -> None:
+    """Lightning's bf16-mixed wraps training in an autocast; the tracker must not switch it off."""
+    seen = []
+    layer = tracker.model.memory_attention.layers[0].linear1  # a matmul: bfloat16 under autocast
+    hook = layer.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        cache = tracker.encode_frames(torch.randn(3, 3, tracker.image_size, tracker.image_size))
+        zeros, total = torch.zeros(1, dtype=torch.long), torch.tensor([3])
+        prompt = torch.zeros(1, 1, tracker.image_size, tracker.image_size)
+        prompt[..., 16:32, 16:32] = 1
+        _, bank = tracker.start(cache.gather(zeros), prompt, zeros)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tracker.step(cache.gather(zeros + 1), bank, zeros + 1, total)
+    finally:
+        hook.remove()
+    assert not tracker.settings.autocast and seen == [torch.bfloat16]

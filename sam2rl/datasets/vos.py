@@ -42,6 +42,7 @@ __all__ = [
     "Track",
     "VideoSequence",
     "VideoDataset",
+    "normalize_image",
 ]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -53,6 +54,13 @@ VOID_ID: int = 255
 _FRAME_EXTS = (".jpg", ".jpeg", ".JPG", ".JPEG")
 _MASK_EXTS = (".png", ".PNG")
 _AUTO_RESOLUTION = "480p"
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """[..., 3, H, W] in [0, 1] -> the network's input, as sam2 normalises: in float32, after a
+    float64 array is copied into a float32 buffer."""
+    x = image.to(torch.float32)
+    return (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
 
 
 class DatasetError(InputError, ValueError):
@@ -211,11 +219,7 @@ class VideoSequence:
                 f"frame {path} is {w}x{h} (WxH) but sequence {self.name!r} is "
                 f"{self.width}x{self.height} (from {self.frame_paths[0]})"
             )
-        # sam2 copies the float64 array into a float32 buffer, then normalises in float32.
-        x = img.to(torch.float32)
-        x -= torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
-        x /= torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]
-        return x
+        return normalize_image(img)
 
     def frames(self, image_size: int) -> torch.Tensor:
         """All frames stacked, for short clips and tests; float32 ``[T, 3, S, S]``."""

@@ -37,6 +37,9 @@ def _load(path: Path) -> dict:
         raise ValueError(f"{file}: not JSON ({error})") from error
     if not isinstance(results, dict) or not isinstance(results.get("controllers"), dict):
         raise ValueError(f"{file}: no 'controllers' scores (not a results.json of sam2rl run or eval)")
+    missing = [key for key in ("model", "skip_first") if key not in results]
+    if missing:
+        raise ValueError(f"{file}: no {', '.join(missing)} (not a results.json of sam2rl run or eval)")
     return results
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from sam2.utils.misc import _load_img_as_tensor
 
-from sam2rl.datasets.vos import IMAGENET_MEAN, IMAGENET_STD
+from sam2rl.datasets.vos import normalize_image
 from sam2rl.synth import generate_video
 
 __all__ = ["CurriculumStage", "SyntheticClips", "TRAIN_SEED_BASE"]
@@ -34,7 +34,8 @@ class SyntheticClips(torch.utils.data.IterableDataset):
     """Clips [L, 3, S, S] (sam2-normalised, JPEG round-trip as on disk) and masks [L, S, S] bool.
 
     Each generated video gives `clips_per_video` windows, each with a random visible object as
-    the target (the target blob with probability `target_prob`, else a look-alike distractor).
+    the target (the target blob with probability `target_prob` when a distractor is visible too, else a
+    look-alike distractor; the target whenever it is the only object visible).
     """
 
     def __init__(self, stages: Sequence[CurriculumStage], size: int = 128, video_frames: int = 48,
@@ -60,11 +61,8 @@ class SyntheticClips(torch.utils.data.IterableDataset):
             buffer = io.BytesIO()
             Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
             buffer.seek(0)
-            out.append(_load_img_as_tensor(buffer, self.size)[0].float())
-        images = torch.stack(out)
-        mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
-        std = torch.tensor(IMAGENET_STD)[:, None, None]
-        return (images - mean) / std
+            out.append(_load_img_as_tensor(buffer, self.size)[0])
+        return normalize_image(torch.stack(out))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
@@ -86,7 +84,8 @@ class SyntheticClips(torch.utils.data.IterableDataset):
                 ids = [i for i in np.unique(masks[start]) if i != 0]
                 if not ids:
                     continue
-                target = 1 if 1 in ids and rng.random() < self.target_prob else int(rng.choice(ids))
+                others = [i for i in ids if i != 1]
+                target = 1 if 1 in ids and (not others or rng.random() < self.target_prob) else int(rng.choice(others))
                 window = slice(start, start + length)
                 yield self._frames(frames[window]), torch.from_numpy(masks[window] == target)
                 clips_made += 1

@@ -42,8 +42,9 @@ def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def frame_losses(prediction: Prediction, target: torch.Tensor, weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Losses of B tracks on one frame; `target` [B, S, S] bool. Mask terms count only where the
-    object is present, as in SAM 2."""
+    """Losses of B tracks on one frame; `target` [B, S, S] bool. The mask terms (of the candidate
+    with the lowest focal + dice, as SAM 2 supervises multimask outputs) count only where the object
+    is present, as in SAM 2, and are averaged over those tracks (SAM 2 divides by all objects)."""
     logits = prediction.high_res_masks  # [B, M, S, S]
     goal = target[:, None].float().expand_as(logits)
     focal = _focal(logits, goal, weights.focal_alpha, weights.focal_gamma)

@@ -25,7 +25,7 @@ class OptimSettings:
 
 class TrackerPretraining(L.LightningModule):
     """SAM 2-style training: prompt with the first frame's mask, track the clip with SAM 2's own
-    memory rule (FIFO, its candidate choice), sum the losses of every tracked frame.
+    memory rule (FIFO, its candidate choice), average the losses over the tracked frames.
 
     Tracking goes through `Tracker`, the same code path evaluation and RL use, with gradients.
     """

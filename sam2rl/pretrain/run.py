@@ -23,7 +23,7 @@ from sam2rl.pretrain.losses import LossWeights
 from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
 from sam2rl.atomic import write_text
 from sam2rl.recipe import RecipeError, save_recipe
-from sam2rl.synth import write_dataset
+from sam2rl.synth import resolve_difficulty, write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
 from sam2rl.tracker.checkpoint import file_sha256
 
@@ -31,9 +31,10 @@ __all__ = ["PretrainRecipe", "run"]
 
 
 def _default_curriculum() -> list[CurriculumStage]:
+    """The shipped recipe's (`recipes/pretrain_tracker.yaml`)."""
     return [
-        CurriculumStage(until=1500, difficulty={"easy": 1.0}, clip_frames=4),
-        CurriculumStage(until=4000, difficulty={"easy": 0.4, "medium": 0.6}, clip_frames=8),
+        CurriculumStage(until=1250, difficulty={"easy": 1.0}, clip_frames=4),
+        CurriculumStage(until=2600, difficulty={"easy": 0.4, "medium": 0.6}, clip_frames=8),
         CurriculumStage(until=None, difficulty={"easy": 0.2, "medium": 0.5, "hard": 0.3}, clip_frames=8),
     ]
 
@@ -85,6 +86,7 @@ class OutputSection:
 
 @dataclass
 class PretrainRecipe:
+    """`recipes/pretrain_tracker.yaml`: every section, with its defaults."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -98,16 +100,20 @@ class PretrainRecipe:
 class FifoValidation(Callback):
     """Every N steps: FIFO tracking quality on held-out synthetic videos; export the best weights."""
 
-    def __init__(self, recipe: PretrainRecipe, spec: ModelSpec):
+    def __init__(self, recipe: PretrainRecipe, spec: ModelSpec, resuming: bool, recipe_path: Path | None = None):
         self.recipe = recipe
         self.spec = spec
+        self.recipe_path = recipe_path
         out = Path(recipe.output.dir)
         val = recipe.validation
         self.data_dir = out / "validation_videos"
-        if not (self.data_dir / "ImageSets" / "all.txt").is_file():
+        try:  # reuses the folder when it holds these very videos
             write_dataset(self.data_dir, val.num_videos, val.seed, val.difficulty, val.frames, recipe.model.image_size)
+        except FileExistsError as error:
+            raise RecipeError(f"validation: {error}") from error
         self.history_path = out / "validation.jsonl"
-        history = [json.loads(line) for line in self.history_path.open()] if self.history_path.is_file() else []
+        # a new run in an old run's folder starts its own history (and its own best)
+        history = [json.loads(line) for line in self.history_path.open()] if resuming and self.history_path.is_file() else []
         self.history = history
         self.best = max((r["quality"] for r in history), default=-1.0)
         self.last_step = history[-1]["step"] if history else -1
@@ -134,26 +140,28 @@ class FifoValidation(Callback):
         record = {"step": step, "quality": overall["quality"], "jf": overall["jf_mean"],
                   "presence": overall["presence"], "minutes": (time.time() - self.started) / 60}
         self.history.append(record)
-        with self.history_path.open("a") as log:
-            log.write(json.dumps(record) + "\n")
-        save_official_checkpoint(module.model, Path(self.recipe.output.dir) / "nano-last.pt", step=step)
+        out = Path(self.recipe.output.dir)
+        save_official_checkpoint(module.model, out / f"{self.recipe.model.name}-last.pt", step=step)
         if overall["quality"] > self.best:
             self.best = overall["quality"]
             export = save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record,
                                               dtype=getattr(torch, self.recipe.output.export_dtype))
-            write_model_card(export, self.recipe, record, self.history_path)
+            write_model_card(export, self.recipe, record, self.history, self.recipe_path)
+        # after the export: a crash in between leaves the best unrecorded (re-exported later), never
+        # recorded but not exported; rewritten whole, so a resume never reads a torn line
+        write_text(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
 
 
-def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, history: Path) -> Path:
+def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, history: list[dict],
+                     recipe_path: Path | None = None) -> Path:
     """`<weights>.md` beside the weights: how they were made and what they measure."""
-    curve = "\n".join(f"| {r['step']} | {r['quality']:.3f} | {r['jf']:.3f} | {r['minutes']:.0f} |"
-                       for r in map(json.loads, history.read_text().splitlines()))
+    curve = "\n".join(f"| {r['step']} | {r['quality']:.3f} | {r['jf']:.3f} | {r['minutes']:.0f} |" for r in history)
     val = recipe.validation
     text = f"""# Model card: {weights.name}
 
 - Architecture: `sam2rl/configs/{recipe.model.name}.yaml` (sam2's modules), input {recipe.model.image_size} px.
 - Format: official SAM 2 checkpoint (`{{"model": state_dict}}`), sha256 `{file_sha256(weights)}`.
-- Trained by `sam2rl run recipes/pretrain_tracker.yaml` (resolved recipe: `recipe.yaml` in the run
+- Trained by `sam2rl run {recipe_path or "recipes/pretrain_tracker.yaml"}` (resolved recipe: `recipe.yaml` in the run
   directory), seed {recipe.trainer.seed}, from {recipe.model.init_checkpoint or "random weights"}, on synthetic clips (`sam2rl.synth`, seeds
   from 2^40, curriculum {[(c.until, c.difficulty, c.clip_frames) for c in recipe.data.curriculum]}).
 - This export: step {record['step']} (batch {recipe.data.batch_size}), {record['minutes']:.0f} min of training on
@@ -174,20 +182,44 @@ def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, histor
     return path
 
 
-def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
+def _check(recipe: PretrainRecipe) -> None:
+    """Values that would otherwise fail in the middle of a run, checked before anything is written."""
     if recipe.output.export_dtype not in ("float32", "float16", "bfloat16"):
         raise RecipeError(f"output.export_dtype: {recipe.output.export_dtype!r} is not float32, float16 or bfloat16")
+    if recipe.trainer.devices != 1:  # clips are not split across processes, nor validation videos written once
+        raise RecipeError(f"trainer.devices: pretraining runs on one device, got {recipe.trainer.devices}")
+    if recipe.validation.every_steps < 1:
+        raise RecipeError(f"validation.every_steps must be >= 1, got {recipe.validation.every_steps}")
+    named = [("validation.difficulty", recipe.validation.difficulty)]
+    for i, stage in enumerate(recipe.data.curriculum):
+        if stage.clip_frames < 2:
+            raise RecipeError(f"data.curriculum[{i}].clip_frames must be >= 2 (a prompt and a tracked frame), "
+                              f"got {stage.clip_frames}")
+        named += [(f"data.curriculum[{i}].difficulty", name) for name in stage.difficulty or {}]
+    for key, name in named:
+        try:
+            resolve_difficulty(name)
+        except ValueError as error:
+            raise RecipeError(f"{key}: {error}") from error
+    if recipe.resume not in (None, "auto") and not Path(recipe.resume).is_file():
+        raise RecipeError(f"resume: checkpoint {recipe.resume} not found (or resume=auto: the run's last.ckpt)")
+
+
+def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
+    """Train the tracker on synthetic clips, validate it every `validation.every_steps` with SAM 2's
+    FIFO rule on held-out videos, and export the best weights (official format, with a model card)."""
+    _check(recipe)
     torch.set_num_threads(recipe.trainer.threads)
     torch.set_float32_matmul_precision("high")  # TF32 on GPUs that have it; no effect on CPU
     L.seed_everything(recipe.trainer.seed, workers=True)
     out = Path(recipe.output.dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_recipe(recipe, out / "recipe.yaml")
     spec = ModelSpec(recipe.model.name, checkpoint=recipe.model.init_checkpoint, image_size=recipe.model.image_size,
                      random_weights=recipe.model.init_checkpoint is None, seed=recipe.trainer.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = build_sam2_model(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, out / "recipe.yaml")  # once the model is built: a bad name leaves the run's record alone
     module = TrackerPretraining(model.train(), recipe.loss, recipe.optim, recipe.trainer.max_steps)
     clips = SyntheticClips(recipe.data.curriculum, recipe.model.image_size, recipe.data.video_frames,
                            recipe.data.clips_per_video, recipe.data.target_prob, recipe.trainer.seed,
@@ -209,7 +241,10 @@ def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
         log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
         logger=CSVLogger(str(out), name="logs", version=""),
         callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=100, save_last=True,
-                                   save_top_k=0), FifoValidation(recipe, spec)],
+                                   save_top_k=0), FifoValidation(recipe, spec, resume is not None, recipe_path)],
         enable_model_summary=False,
     )
     trainer.fit(module, loader, ckpt_path=resume)
+    # Lightning writes last.ckpt only with a periodic save; a run ending between two (max_minutes, or
+    # max_steps off the period) would resume from the previous one
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")

@@ -33,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
-    if args.num < 1 or args.seed < 0 or args.frames < 1 or args.size < 16:
-        console.print("[red]need --num >= 1, --seed >= 0, --frames >= 1, --size >= 16[/red]")
+    bad = [f"{flag} {value} (need >= {least})" for flag, value, least in
+           (("--num", args.num, 1), ("--seed", args.seed, 0), ("--frames", args.frames, 1), ("--size", args.size, 16))
+           if value < least]
+    if bad:
+        console.print(f"[red]error:[/red] {', '.join(bad)}")
         return 2
     t0 = time.perf_counter()
     try:

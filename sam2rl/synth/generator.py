@@ -156,6 +156,7 @@ DIFFICULTIES: dict[str, Difficulty] = {
 
 
 def resolve_difficulty(difficulty: str | Difficulty) -> Difficulty:
+    """A preset by name (`easy`, `medium`, `hard`), or the `Difficulty` given."""
     if isinstance(difficulty, Difficulty):
         return difficulty
     try:

@@ -67,6 +67,8 @@ def write_dataset(
     """
     d = resolve_difficulty(difficulty)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder; write the dataset to a new folder")
     header = {
         "generator": "sam2rl.synth",
         "version": GENERATOR_VERSION,

@@ -14,11 +14,11 @@ then the controller's action goes to `bank.apply(candidate, action)`.
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Literal, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from tensordict import tensorclass
 from sam2rl.datasets import VideoSequence
 
 from sam2rl.tracker.bank import Memories, MemoryBank
-from sam2rl.tracker.features import FeatureCache, FrameFeatures
+from sam2rl.tracker.features import FeatureCache, FrameFeatures, bfloat16_autocast
 from sam2rl.tracker.models import ModelError, ModelSpec, build_sam2_model, checkpoint_digest, model_config
 
 __all__ = ["Prediction", "Step", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
@@ -209,10 +209,10 @@ class Tracker:
             cache.save(path)
         return cache
 
-    @contextmanager
-    def _autocast(self) -> Iterator[None]:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.autocast):
-            yield
+    def _autocast(self) -> AbstractContextManager:
+        # without its own autocast the tracker leaves the caller's alone (Lightning's bf16-mixed, say):
+        # torch.autocast(enabled=False) would switch that off
+        return bfloat16_autocast(self.device) if self.settings.autocast else nullcontext()
 
     # -- prompt frame --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,11 @@ class FrameFeatures:
         return self.levels[:-1]
 
 
+def bfloat16_autocast(device: torch.device) -> torch.autocast:
+    """The tracker's own mixed precision (`TrackerSettings.autocast`): bfloat16 on `device`'s type."""
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 class FeatureCache:
     """Backbone levels of T frames ([T, C_l, H_l, W_l] each) for one video or several concatenated."""
 
@@ -86,7 +92,7 @@ class FeatureCache:
         pos_top = torch.empty(0)
         for start in range(0, total, chunk):
             batch = torch.stack([get(t) for t in range(start, min(start + chunk, total))]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            with bfloat16_autocast(device) if autocast else nullcontext():  # nullcontext keeps a caller's autocast
                 part = cls.from_backbone(model, model.forward_image(batch.float()))
             levels.append([f.to(dtype) for f in part.levels])
             pos_top = part.pos_top.float()
