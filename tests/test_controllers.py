@@ -18,7 +18,7 @@ from sam2rl.controllers.geometry import box_iou_inclusive, box_iou_samurai, larg
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyxy_to_xyah
 from sam2rl.controllers.sam2long import select_pathways
 from sam2rl.datasets import VideoDataset
-from sam2rl.evaluation.tracking import track_video
+from sam2rl.evaluation.tracking import make_eval_controller, track_video
 from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings, resize_prompt_mask
 
 
@@ -324,6 +324,9 @@ def test_controllers_by_name() -> None:
     assert Dam4SamController.max_anchors == 4
     with pytest.raises(ValueError, match="oracle: margin must be >= 0"):
         make_controller("oracle", margin=-0.1)
+    with pytest.raises(ValueError, match=r"controller 'oracle': got an unexpected keyword argument 'marginn'"):
+        make_controller("oracle", marginn=0.1)
+    assert make_eval_controller("sam2long:2", iou_threshold=0.3).iou_threshold == 0.3  # options reach the search
     with pytest.raises(RuntimeError, match="oracle: no ground truth.*bind_video"):
         make_controller("oracle").reset(1)
     with pytest.raises(ValueError, match="unknown controller 'x'") as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -61,6 +62,14 @@ def register_controller(name: str) -> Callable[[type[Controller]], type[Controll
     return register
 
 
+def _build(name: str, factory: Callable[..., Controller], options: dict[str, object]) -> Controller:
+    try:  # options checked against the signature, so the error names the controller
+        inspect.signature(factory).bind(**options)
+    except TypeError as error:
+        raise ValueError(f"controller {name!r}: {error} (options {options})") from None
+    return factory(**options)
+
+
 def make_controller(name: str, **options: object) -> Controller:
     """A registered controller by name, `agent:PATH` for a trained agent, or a user's class by
     dotted path (`mypkg.mod.MyRule`)."""
@@ -69,13 +78,13 @@ def make_controller(name: str, **options: object) -> Controller:
 
         return load_agent(name.removeprefix("agent:"), **options)
     if name in CONTROLLERS:
-        return CONTROLLERS[name](**options)
+        return _build(name, CONTROLLERS[name], options)
     module, _, attr = name.rpartition(".")
     if module:
         try:
             factory = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as error:
             raise ValueError(f"controller {name!r}: cannot import it ({error})") from error
-        return factory(**options)
+        return _build(name, factory, options)
     raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(CONTROLLERS))} "
                      "(or a dotted path to your own Controller class)")

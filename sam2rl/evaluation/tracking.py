@@ -125,5 +125,5 @@ def make_eval_controller(name: str, **options: object) -> Controller:
         if not count.isdigit() or int(count) < 1:
             raise ValueError(f"controller {name!r}: P in sam2long:P must be a positive integer "
                              "(e.g. sam2long:3 for SAM2Long's three-pathway search)")
-        return PathwaySearch(int(count))
+        return PathwaySearch(int(count), **options)
     return make_controller(name, **options)
