@@ -172,19 +172,19 @@ def test_incomplete_agent_checkpoint_names_what_it_lacks(overfit_run: Path, tmp_
 def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) -> None:
     assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2
-    assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().out
+    assert "did you mean 'ppo.clip_epsilon'?" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "evaluation.baselines=[fifo,samuray]"]) == 2
-    assert "evaluation.baselines: unknown controller 'samuray'" in capsys.readouterr().out
+    assert "evaluation.baselines: unknown controller 'samuray'" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "imitation.teacher=sam2long:3"]) == 2
-    assert "imitation.teacher: teacher 'sam2long:3' searches whole videos" in capsys.readouterr().out
+    assert "imitation.teacher: teacher 'sam2long:3' searches whole videos" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "imitation.teacher_options={marginn: 0.1}"]) == 2
-    assert "imitation.teacher:" in (out := capsys.readouterr().out) and "marginn" in out
+    assert "imitation.teacher:" in (out := capsys.readouterr().err) and "marginn" in out
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "env.window=16"]) == 2
-    assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().out
+    assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "trainer.devices=2"]) == 2
-    assert "ppo.self_imitation clones each process's own episodes" in capsys.readouterr().out
+    assert "ppo.self_imitation clones each process's own episodes" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "task=generalise"]) == 2
-    assert "task: 'generalise' is not an agent task (overfit or generalize)" in capsys.readouterr().out
+    assert "task: 'generalise' is not an agent task (overfit or generalize)" in capsys.readouterr().err
 
 
 def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -192,15 +192,15 @@ def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.
     """Input errors raised deep inside a run (dataset, checkpoint, model) print one line, no traceback."""
     monkeypatch.chdir(tmp_path)  # the recipe's data.root (data/sample) is relative: not found from here
     assert lightning(["run", str(RECIPE)]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert out.startswith("error: dataset root data/sample (relative to the current folder: ") and "Traceback" not in out
     assert str(tmp_path / "data" / "sample") in out
     assert lightning(["run", str(RECIPE), f"model.checkpoint={tmp_path / 'nope.pt'}"]) == 2
-    assert f"error: checkpoint {tmp_path / 'nope.pt'} for model nano: file not found" in capsys.readouterr().out
+    assert f"error: checkpoint {tmp_path / 'nope.pt'} for model nano: file not found" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "model.name=sam3"]) == 2
-    assert "error: unknown SAM 2 model 'sam3'" in capsys.readouterr().out
+    assert "error: unknown SAM 2 model 'sam3'" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=100"]) == 2
-    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().out
+    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().err
 
 
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:

@@ -55,9 +55,9 @@ def test_bench_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
         main(["--frames", "1"])
     assert "--frames" in capsys.readouterr().err
     assert sam2rl(["bench", "--model", "sam3", "--frames", "2"]) == 2
-    assert capsys.readouterr().out.startswith("error: unknown SAM 2 model 'sam3'")
+    assert capsys.readouterr().err.startswith("error: unknown SAM 2 model 'sam3'")
     assert sam2rl(["bench", "--model", "nano", "--image-size", "100", "--frames", "2"]) == 2
-    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().out
+    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().err
 
 
 def test_flop_count_includes_cpu_attention() -> None:

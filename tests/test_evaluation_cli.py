@@ -38,19 +38,19 @@ def test_eval_writes_scores_and_masks(blackswan_clip: Path, nano_random_checkpoi
 
 def test_unknown_controller_lists_available(blackswan_clip: Path, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["eval", "--data", str(blackswan_clip), "--random-weights", "--controllers", "fifo,lifo"]) == 2
-    assert "unknown controller 'lifo'; available: dam4sam, fifo, oracle, random, sam2long, samurai" in capsys.readouterr().out
+    assert "unknown controller 'lifo'; available: dam4sam, fifo, oracle, random, sam2long, samurai" in capsys.readouterr().err
 
 
 def test_bad_data_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["eval", "--data", str(tmp_path / "nope"), "--random-weights"]) == 2
-    assert str(tmp_path / "nope") in capsys.readouterr().out
+    assert str(tmp_path / "nope") in capsys.readouterr().err
 
 
 def test_official_model_without_checkpoint_fails_cleanly(blackswan_clip: Path, capsys: pytest.CaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SAM2RL_CHECKPOINT_DIR", str(tmp_path))
     assert sam2rl(["eval", "--data", str(blackswan_clip), "--model", "sam2.1_hiera_b+"]) == 2
-    assert "sam2.1_hiera_base_plus.pt" in capsys.readouterr().out
+    assert "sam2.1_hiera_base_plus.pt" in capsys.readouterr().err
 
 
 def test_controller_by_dotted_path() -> None:

@@ -169,7 +169,7 @@ def test_sam2long_pathways_run_through_the_search(nano_random_checkpoint: Path, 
 @pytest.mark.parametrize("name", ["sam2long:0", "sam2long:x"])
 def test_bad_pathway_count_is_a_clean_error(name: str, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["eval", "--data", str(SAMPLE), "--random-weights", "--controllers", f"fifo,{name}"]) == 2
-    assert f"controller {name!r}: P in sam2long:P must be a positive integer" in capsys.readouterr().out
+    assert f"controller {name!r}: P in sam2long:P must be a positive integer" in capsys.readouterr().err
 
 
 BAD_RULE = '''
@@ -196,7 +196,7 @@ def test_invalid_action_names_controller_and_frame(nano_random_checkpoint: Path,
     monkeypatch.syspath_prepend(str(tmp_path))
     code = _eval(nano_random_checkpoint, "--split", str(_one_sequence(tmp_path)), "--controllers",
                  "fifo,bad_rule_module.BadRule", "--json", str(tmp_path / "scores.json"))
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert code == 2  # input errors end every command with status 2
     assert ("controller 'bad-rule' failed on frame 3 of sequence 'synth-medium-1000-000': actions must be in [0, 7]"
             in out), out

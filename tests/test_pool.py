@@ -113,12 +113,12 @@ def test_pool_errors_name_the_file_or_ask_for_the_agent(tmp_path: Path, capsys: 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert sam2rl(["pool", str(bad)]) == 2
-    assert f"{bad}: not JSON" in _flat(capsys.readouterr().out)
+    assert f"{bad}: not JSON" in _flat(capsys.readouterr().err)
     assert sam2rl(["pool", str(tmp_path / "missing")]) == 2
-    assert "missing: cannot read it" in _flat(capsys.readouterr().out)
+    assert "missing: cannot read it" in _flat(capsys.readouterr().err)
     bad.write_text('{"controllers": {}}')
     assert sam2rl(["pool", str(bad)]) == 2
-    assert f"{bad}: no model, skip_first" in _flat(capsys.readouterr().out)
+    assert f"{bad}: no model, skip_first" in _flat(capsys.readouterr().err)
     runs = []
     for i, sequence in enumerate(("a", "b")):
         results = _results({"fifo": [(sequence, 0.5)], "agent:x.pt": [(sequence, 0.6)], "agent:y.pt": [(sequence, 0.7)]})
@@ -126,6 +126,6 @@ def test_pool_errors_name_the_file_or_ask_for_the_agent(tmp_path: Path, capsys: 
         runs[-1].mkdir()
         (runs[-1] / "results.json").write_text(json.dumps(copy.deepcopy(results)))
     assert sam2rl(["pool", *map(str, runs)]) == 2
-    assert "--agent: say which controller is the agent" in _flat(capsys.readouterr().out)
+    assert "--agent: say which controller is the agent" in _flat(capsys.readouterr().err)
     assert sam2rl(["pool", *map(str, runs), "--agent", "agent:y.pt"]) == 0
     assert "agent:y.pt: +40.0% over FIFO vs no heuristic among the controllers" in _flat(capsys.readouterr().out)

@@ -83,13 +83,13 @@ def test_pretrain_recipe_runs_exports_and_resumes(tmp_path: Path) -> None:
 ])
 def test_recipe_errors_name_the_key(override: str, message: str, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["run", "recipes/pretrain_tracker.yaml", override]) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
 
 
 def test_recipe_with_unknown_task(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "r.yaml").write_text("task: teleport\n")
     assert sam2rl(["run", str(tmp_path / "r.yaml")]) == 2
-    assert "known tasks: pretrain_tracker" in capsys.readouterr().out
+    assert "known tasks: pretrain_tracker" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -108,4 +108,4 @@ def test_curriculum_follows_the_global_step_with_several_workers(workers: int) -
 def test_recipe_file_that_is_not_a_mapping(text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "r.yaml").write_text(text)
     assert sam2rl(["run", str(tmp_path / "r.yaml")]) == 2
-    assert f"error: recipe {tmp_path / 'r.yaml'}: {message}" in capsys.readouterr().out
+    assert f"error: recipe {tmp_path / 'r.yaml'}: {message}" in capsys.readouterr().err

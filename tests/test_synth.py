@@ -312,10 +312,10 @@ def test_cli_writes_n_videos(tmp_path, capsys):
     assert Image.open(tmp_path / "p.png").size[0] > 40
     assert "hard" in capsys.readouterr().out
     assert synth_main(["--out", str(out), "--num", "0"]) == 2
-    assert "error: --num 0 (need >= 1)" in capsys.readouterr().out
+    assert "error: --num 0 (need >= 1)" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert synth_main(["--out", str(tmp_path / "file"), "--num", "1", "--frames", "2", "--size", "32"]) == 2
-    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().out
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         synth_main(["--out", str(out), "--difficulty", "extreme"])
 
@@ -329,7 +329,7 @@ def test_write_dataset_never_mixes_into_a_folder(tmp_path, capsys):
     with pytest.raises(FileExistsError, match=f"{out} is not empty \\(another synthetic dataset\\)"):
         write_dataset(out, num=3, seed=4, num_frames=3, size=32)
     assert synth_main(["--out", str(out), "--num", "2", "--seed", "5", "--frames", "3", "--size", "32"]) == 2
-    assert f"{out} is not empty" in capsys.readouterr().out
+    assert f"{out} is not empty" in capsys.readouterr().err
     assert _tree_bytes(out) == before  # nothing written over
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sam2rl.datasets import VideoDataset
-from sam2rl.errors import InputError
+from sam2rl.errors import InputError, report_error
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if twice:  # results are keyed by controller name
             raise ValueError(f"controller(s) given twice: {', '.join(twice)}")
     except (ValueError, InputError) as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-        return 2
+        return report_error(error)
     gifs = None
     if args.video is not None:
         from sam2rl.evaluation.videos import GifWriter  # Pillow only, but keep the plain run lean

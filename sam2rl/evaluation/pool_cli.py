@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sam2rl.atomic import write_json
+from sam2rl.errors import report_error
 from sam2rl.evaluation.evaluate import pool_results
 from sam2rl.evaluation.headline import describe_headline, headline
 from sam2rl.evaluation.report import results_table, write_csv
@@ -54,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--agent: say which controller is the agent (candidates: {agents or 'none'})")
         summary = headline(pooled, agent)
     except ValueError as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-        return 2
+        return report_error(error)
     console.print(results_table(pooled, f"sam2rl pool ({len(args.runs)} runs, {summary['num_tracks']} tracks)"))
     console.print(describe_headline(summary))
     if args.out is not None:

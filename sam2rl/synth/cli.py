@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sam2rl.errors import report_error
 from sam2rl.synth.generator import DIFFICULTIES
 from sam2rl.synth.writer import video_seed, write_dataset
 
@@ -37,14 +38,12 @@ def main(argv: list[str] | None = None) -> int:
            (("--num", args.num, 1), ("--seed", args.seed, 0), ("--frames", args.frames, 1), ("--size", args.size, 16))
            if value < least]
     if bad:
-        console.print(f"[red]error:[/red] {', '.join(bad)}")
-        return 2
+        return report_error(", ".join(bad))
     t0 = time.perf_counter()
     try:
         names = write_dataset(args.out, args.num, args.seed, args.difficulty, args.frames, args.size)
     except FileExistsError as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-        return 2
+        return report_error(error)
     elapsed = time.perf_counter() - t0
 
     meta = json.loads((args.out / "synth.json").read_text())
