@@ -149,6 +149,11 @@ def test_agent_checkpoint_loads_as_a_controller_in_eval(overfit_run: Path, tmp_p
     scores = json.loads((tmp_path / "scores.json").read_text())
     actions = [a for track in scores["controllers"]["agent:agent.pt"]["tracks"] for a in track["actions"]]
     assert actions and all(0 <= a <= 7 for a in actions)
+    # the loaded policy is the trained one, weight for weight (a fresh one with the FIFO prior would
+    # take the same actions here)
+    saved = torch.load(agent, weights_only=False)["actor"]
+    loaded = load_agent(agent).actor.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
 
 
 def test_agent_for_another_sam2_is_refused_unless_forced(overfit_run: Path) -> None:
@@ -215,3 +220,19 @@ def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:
     predictor.add_new_mask(state, 0, 1, video.object_mask(0, 1))
     outputs = list(predictor.propagate_in_video(state))
     assert len(outputs) == video.num_frames and outputs[-1][2].shape == (1, 1, video.height, video.width)
+
+
+def test_generalize_recipe_scores_the_held_out_videos(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    generalize = RECIPE.parent / "generalize.yaml"
+    code = lightning(["run", str(generalize), "model.random_weights=true", "model.image_size=64", "trainer.iterations=1",
+                      "trainer.select_every=1", "env.batch_size=4", "ppo.rollout_steps=4", "imitation.steps=2",
+                      "evaluation.baselines=[fifo]", "evaluation.plots=false", f"output.dir={tmp_path}"])
+    assert code == 0
+    assert "scored on videos it trained on" not in capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    held_out = VideoDataset(SAMPLE, split="ImageSets/val.txt")
+    expected = sorted((t.sequence, t.object_id) for t in held_out.tracks())
+    for name in ("fifo", "agent (generalist)"):
+        assert sorted((t["sequence"], t["object_id"]) for t in results["controllers"][name]["tracks"]) == expected
+    assert {t.sequence for t in held_out.tracks()}.isdisjoint(VideoDataset(SAMPLE, split="ImageSets/train.txt").names())
+    assert (tmp_path / "generalist" / "agent.pt").is_file()

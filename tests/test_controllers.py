@@ -16,7 +16,7 @@ from sam2rl.controllers import (
 from sam2rl.controllers.ground_truth import ground_truth_masks
 from sam2rl.controllers.geometry import box_iou_inclusive, box_iou_samurai, largest_component, mask_to_box
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyxy_to_xyah
-from sam2rl.controllers.sam2long import select_pathways
+from sam2rl.controllers.sam2long import _best_rows, select_pathways
 from sam2rl.datasets import VideoDataset
 from sam2rl.evaluation.tracking import make_eval_controller, track_video
 from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings, resize_prompt_mask
@@ -34,6 +34,7 @@ def _one_thread():
 
 SIZE = 32  # model input size of the hand-built predictions
 FRAMES = 6  # of the DAVIS clip tracked for real
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 # -- hand-built tensorclasses ----------------------------------------------------------------------
@@ -476,6 +477,26 @@ def test_sam2long_pathways_track_a_video(nano: Tracker, clip, clip_features) -> 
         # one pathway is the P = 1 controller through track_video
         assert torch.equal(one.masks, ref.masks) and torch.equal(one.actions, ref.actions)
         assert torch.equal(one.bank_frames, ref.bank_frames)
+
+
+def test_sam2long_traces_the_best_pathway_back_through_its_parents() -> None:
+    history = [{}] * 4  # four tracked frames; only their number matters here
+    parents = [torch.tensor([[0, 0, 0]] * 2), torch.tensor([[0, 2, 1]] * 2), torch.tensor([[2, 0, 1]] * 2)]
+    # track 0 ends in slot 0 <- slot 2 <- slot 1 <- the single first pathway (row 0)
+    assert _best_rows(0, history, parents, 3) == [0, 1, 2, 0]
+    assert _best_rows(1, history, parents, 3) == [1, 4, 5, 3]  # track 1's slots are rows 3..5
+
+
+@torch.inference_mode()
+def test_sam2long_search_departs_from_one_pathway_on_trained_weights() -> None:
+    """With random weights the three pathways never change the result; with our trained tracker
+    they do on this sample video, so the search's bookkeeping is exercised."""
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=128))  # data/nano.pt
+    video = VideoDataset(SAMPLE)["synth-medium-1000-001"]
+    features = tracker.video_features(video)
+    three = track_video_sam2long(tracker, video, num_pathways=3, features=features)
+    one = track_video_sam2long(tracker, video, num_pathways=1, features=features)
+    assert any(not torch.equal(a.masks, b.masks) for a, b in zip(three, one))
 
 
 @torch.inference_mode()

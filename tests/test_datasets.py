@@ -23,7 +23,6 @@ from sam2rl.datasets import (
     group_by_prompt_frame,
 )
 
-DAVIS2016 = Path(__file__).resolve().parents[1].parent / "shared/data/davis2016"
 
 W, H = 32, 24
 
@@ -93,10 +92,8 @@ def _raises(match: str):
 
 
 @pytest.fixture(scope="module")
-def davis() -> VideoDataset:
-    if not DAVIS2016.is_dir():
-        pytest.skip(f"DAVIS-2016 sample not found at {DAVIS2016} (shared data folder absent)")
-    return VideoDataset(DAVIS2016)
+def davis(davis_root: Path) -> VideoDataset:
+    return VideoDataset(davis_root)
 
 
 def test_davis2016_layout(davis: VideoDataset) -> None:

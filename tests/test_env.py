@@ -163,3 +163,32 @@ def test_fifo_episodes_score_their_own_reference_run(tracker: Tracker, davis: Vi
         if bool(td["done"].any()):
             td = env.reset(td.set("_reset", td["done"].clone()))
     assert len(env._references) > 1  # several (track, start) runs were cached
+
+
+@pytest.mark.parametrize("window", [6, None])
+def test_episodes_end_on_the_last_frame_of_their_window_or_video(tracker: Tracker, davis: VideoDataset,
+                                                                 window: int | None) -> None:
+    """`done` exactly on the episode's last frame; `terminated` only at the end of the video (GAE
+    bootstraps from `truncated` windows), after `end - start - 2` decisions."""
+    env = make_env(tracker, davis.sequences, window=window, seed=1)
+    last = davis.sequences[0].num_frames - 1
+    td = env.reset()
+    steps = torch.zeros(4, dtype=torch.long)
+    ends = {"terminated": 0, "truncated": 0}
+    for _ in range(30):
+        start, end = env._start.clone(), env._end.clone()
+        td = env.step(td.set("action", env.fifo_action()))
+        steps += 1
+        frame, nxt = td["next", "info", "frame"][:, 0], td["next"]
+        done = nxt["done"][:, 0]
+        assert torch.equal(done, frame == end - 1)
+        assert torch.equal(nxt["terminated"][:, 0], done & (frame == last))
+        assert torch.equal(nxt["truncated"][:, 0], done & (frame != last))
+        assert torch.equal(steps[done], (end - start - 2)[done])
+        ends["terminated"] += int(nxt["terminated"].sum())
+        ends["truncated"] += int(nxt["truncated"].sum())
+        steps[done] = 0
+        td = env.step_mdp(td)
+        if bool(done.any()):
+            td = env.reset(td.set("_reset", td["done"].clone()))
+    assert ends["truncated" if window else "terminated"] > 0 and (window or ends["truncated"] == 0)

@@ -74,4 +74,5 @@ def test_eval_in_bfloat16_tracks_as_float32_does(tmp_path: Path) -> None:
         scores[dtype] = json.loads(out.read_text())["controllers"]["fifo"]
     curves = [[track["iou"] for track in scores[dtype]["tracks"]] for dtype in ("fp32", "bf16")]
     assert curves[0] != curves[1]
-    assert scores["bf16"]["overall"]["quality"] == pytest.approx(scores["fp32"]["overall"]["quality"], abs=0.03)
+    # 0.0004 apart here; DAM4SAM or random memory move FIFO's quality by about 0.01 and 0.016 here
+    assert scores["bf16"]["overall"]["quality"] == pytest.approx(scores["fp32"]["overall"]["quality"], abs=0.005)
