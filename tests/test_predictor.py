@@ -25,11 +25,13 @@ def test_fifo_predictor_matches_sam2_predictor(blackswan_clip: Path, nano_random
         state = theirs.init_state(folder)
         theirs.add_new_points_or_box(state, 0, 1, points=[[400, 200]], labels=[1])
         theirs.add_new_mask(state, 0, 2, mask)
+        theirs.add_new_points_or_box(state, 0, 3, box=[300, 100, 600, 400])
         reference = {t: m.clone() for t, _, m in theirs.propagate_in_video(state)}
     state = ours.init_state(folder)
     _, ids, first = ours.add_new_points_or_box(state, 0, 1, points=[[400, 200]], labels=[1])
     assert ids == [1] and first.shape == (1, 1, 480, 854)
     ours.add_new_mask(state, 0, 2, mask)
+    ours.add_new_points_or_box(state, 0, 3, box=[300, 100, 600, 400])
     outputs = {t: m for t, ids, m in ours.propagate_in_video(state)}
     assert sorted(outputs) == sorted(reference) == list(range(24))
     for t in range(24):
@@ -53,3 +55,10 @@ def test_predictor_with_a_box_and_a_late_object(blackswan_clip: Path, nano_rando
     with pytest.raises(ValueError, match="object 7 is already prompted on frame 10, not 12"):
         predictor.add_new_points_or_box(state, 12, 7, points=[[110, 100]], labels=[1])
     assert state["prompts"][7][0] == 10
+    _, _, pixels = predictor.add_new_points_or_box(state, 10, 8, points=[[427, 240]], labels=[1])
+    _, _, unit = predictor.add_new_points_or_box(state, 10, 8, points=[[0.5, 0.5]], labels=[1], normalize_coords=False)
+    assert torch.equal(pixels, unit)  # the same click, in video pixels or in [0, 1]
+    with pytest.raises(ValueError, match="points and labels must be given together"):
+        predictor.add_new_points_or_box(state, 10, 9, points=[[1, 2]])
+    with pytest.raises(RuntimeError, match="no prompts"):
+        next(predictor.propagate_in_video({**state, "prompts": {}}))
