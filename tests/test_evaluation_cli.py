@@ -76,3 +76,16 @@ def test_eval_in_bfloat16_tracks_as_float32_does(tmp_path: Path) -> None:
     assert curves[0] != curves[1]
     # 0.0004 apart here; DAM4SAM or random memory move FIFO's quality by about 0.01 and 0.016 here
     assert scores["bf16"]["overall"]["quality"] == pytest.approx(scores["fp32"]["overall"]["quality"], abs=0.005)
+
+
+def test_eval_feature_cache_dir_is_written_once_and_reused(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    args = ["eval", "--data", str(sample), "--model", "nano", "--random-weights", "--image-size", "64",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert sam2rl([*args, "--json", str(tmp_path / "a.json")]) == 0
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
+    assert len(files) == 2  # one per video
+    assert sam2rl([*args, "--json", str(tmp_path / "b.json")]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == files  # read, not rewritten
+    scores = [json.loads((tmp_path / f"{run}.json").read_text())["controllers"]["fifo"]["tracks"] for run in "ab"]
+    assert [t["iou"] for t in scores[0]] == [t["iou"] for t in scores[1]]
