@@ -6,8 +6,10 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 DAVIS_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "davis2016"
 
@@ -48,3 +50,19 @@ def nano_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         warnings.simplefilter("ignore")
         model, _ = build_sam2_model(ModelSpec("nano", random_weights=True))
     return save_official_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "nano-random.pt")
+
+
+@pytest.fixture
+def late_object_sample(tmp_path: Path) -> Path:
+    """The bundled sample with object 7 first seen on the last two frames of one video."""
+    root = tmp_path / "late"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "sample", root)
+    for t in (22, 23):
+        path = root / "Annotations" / "480p" / "synth-medium-1000-000" / f"{t:05d}.png"
+        with Image.open(path) as image:
+            labels, palette = np.array(image), image.getpalette()
+        labels[:8, :8] = 7
+        out = Image.fromarray(labels, mode="P")
+        out.putpalette(palette)
+        out.save(path)
+    return root

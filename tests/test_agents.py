@@ -236,3 +236,11 @@ def test_generalize_recipe_scores_the_held_out_videos(tmp_path: Path, capsys: py
         assert sorted((t["sequence"], t["object_id"]) for t in results["controllers"][name]["tracks"]) == expected
     assert {t.sequence for t in held_out.tracks()}.isdisjoint(VideoDataset(SAMPLE, split="ImageSets/train.txt").names())
     assert (tmp_path / "generalist" / "agent.pt").is_file()
+
+
+def test_a_track_with_nothing_to_decide_is_refused_by_name(late_object_sample: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    code = lightning(["run", str(RECIPE), f"data.root={late_object_sample}", "data.tracks=[synth-medium-1000-000:7]",
+                      "model.random_weights=true", "model.image_size=64", f"output.dir={tmp_path}"])
+    assert code == 2
+    assert "data.tracks: synth-medium-1000-000:7 appear(s) fewer than 3 frames before the video ends" in capsys.readouterr().err

@@ -328,6 +328,8 @@ def test_controllers_by_name() -> None:
     with pytest.raises(ValueError, match=r"controller 'oracle': got an unexpected keyword argument 'marginn'"):
         make_controller("oracle", marginn=0.1)
     assert make_eval_controller("sam2long:2", iou_threshold=0.3).iou_threshold == 0.3  # options reach the search
+    with pytest.raises(ValueError, match="controller 'sam2long:2': got an unexpected keyword argument 'bogus'"):
+        make_eval_controller("sam2long:2", bogus=1)
     with pytest.raises(RuntimeError, match="oracle: no ground truth.*bind_video"):
         make_controller("oracle").reset(1)
     with pytest.raises(ValueError, match="unknown controller 'x'") as error:

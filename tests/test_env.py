@@ -192,3 +192,13 @@ def test_episodes_end_on_the_last_frame_of_their_window_or_video(tracker: Tracke
         if bool(done.any()):
             td = env.reset(td.set("_reset", td["done"].clone()))
     assert ends["truncated" if window else "terminated"] > 0 and (window or ends["truncated"] == 0)
+
+
+def test_an_object_seen_only_at_the_end_has_no_episode(tracker: Tracker, late_object_sample: Path) -> None:
+    data = VideoDataset(late_object_sample)
+    late = next(t for t in data.tracks() if t.object_id == 7)
+    assert late.prompt_frame == 22
+    env = SAM2MemoryEnv(tracker, data.sequences, 2, CompositeReward(["iou"]))  # every track: the late one left out
+    assert late not in [item.track for item in env.tracks] and len(env.tracks) == len(data.tracks()) - 1
+    with pytest.raises(ValueError, match="synth-medium-1000-000:7 \\(prompt frame 22 of 24\\)"):
+        SAM2MemoryEnv(tracker, data.sequences, 2, CompositeReward(["iou"]), tracks=[late])  # asked for by name

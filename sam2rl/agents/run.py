@@ -29,7 +29,7 @@ from sam2rl.agents.self_imitation import SelfImitation
 from sam2rl.controllers import Controller
 from sam2rl.controllers.oracle import OracleController
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
-from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
+from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv, has_decisions
 from sam2rl.envs.observation import GLOBAL_FEATURES
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.evaluation.headline import describe_headline, headline
@@ -277,6 +277,16 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
+    short = [f"{t.sequence}:{t.object_id}" for t in tracks if not has_decisions(t, dataset[t.sequence].num_frames)]
+    if short and recipe.data.tracks is not None:
+        raise RecipeError(f"{where}data.tracks: {', '.join(short)} appear(s) fewer than 3 frames before the video "
+                          "ends: nothing to decide (the prompt, one decision, one reward)")
+    if short:
+        console.print(f"[yellow]note:[/yellow] not trained on {', '.join(short)}: first seen fewer than 3 frames "
+                      "before the video ends, nothing to decide")
+        tracks = [t for t in tracks if has_decisions(t, dataset[t.sequence].num_frames)]
+    if not tracks:
+        raise RecipeError(f"{where}data: no track to train on in {dataset.root}")
     cache = recipe.data.feature_cache
     features = {v.name: tracker.video_features(v, cache_dir=cache) for v in dataset.sequences}
     began = time.time()

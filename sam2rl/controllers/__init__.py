@@ -1,6 +1,6 @@
 """Memory controllers: SAM 2's FIFO rule and everything that replaces it."""
 
-from sam2rl.controllers.base import CONTROLLERS, Controller, make_controller, register_controller
+from sam2rl.controllers.base import CONTROLLERS, Controller, build_controller, make_controller, register_controller
 from sam2rl.controllers.dam4sam import Dam4SamController
 from sam2rl.controllers.fifo import FifoController
 from sam2rl.controllers.oracle import OracleController
@@ -11,5 +11,5 @@ from sam2rl.controllers.search import ScheduleSearch
 
 __all__ = [
     "CONTROLLERS", "Controller", "Dam4SamController", "FifoController", "OracleController", "RandomController",
-    "Sam2LongController", "SamuraiController", "ScheduleSearch", "make_controller", "register_controller", "track_video_sam2long",
+    "Sam2LongController", "SamuraiController", "ScheduleSearch", "build_controller", "make_controller", "register_controller", "track_video_sam2long",
 ]

@@ -11,7 +11,7 @@ import torch
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["CONTROLLERS", "Controller", "make_controller", "register_controller"]
+__all__ = ["CONTROLLERS", "Controller", "build_controller", "make_controller", "register_controller"]
 
 
 class Controller:
@@ -62,8 +62,9 @@ def register_controller(name: str) -> Callable[[type[Controller]], type[Controll
     return register
 
 
-def _build(name: str, factory: Callable[..., Controller], options: dict[str, object]) -> Controller:
-    try:  # options checked against the signature, so the error names the controller
+def build_controller(name: str, factory: Callable[..., Controller], options: dict[str, object]) -> Controller:
+    """`factory(**options)`, with options it does not take named in a `ValueError` with the controller."""
+    try:
         inspect.signature(factory).bind(**options)
     except TypeError as error:
         raise ValueError(f"controller {name!r}: {error} (options {options})") from None
@@ -78,13 +79,13 @@ def make_controller(name: str, **options: object) -> Controller:
 
         return load_agent(name.removeprefix("agent:"), **options)
     if name in CONTROLLERS:
-        return _build(name, CONTROLLERS[name], options)
+        return build_controller(name, CONTROLLERS[name], options)
     module, _, attr = name.rpartition(".")
     if module:
         try:
             factory = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as error:
             raise ValueError(f"controller {name!r}: cannot import it ({error})") from error
-        return _build(name, factory, options)
+        return build_controller(name, factory, options)
     raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(CONTROLLERS))} "
                      "(or a dotted path to your own Controller class)")

@@ -16,7 +16,14 @@ from sam2rl.evaluation.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
 from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, resize_prompt_mask
 
-__all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES"]
+__all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES", "has_decisions"]
+
+
+def has_decisions(track: Track, num_frames: int) -> bool:
+    """Whether an episode on `track` (in a video of `num_frames`) has a decision to make: it needs
+    the prompt frame, one frame whose memory is decided on, and one frame that rewards it."""
+    return num_frames - track.prompt_frame >= 3
+
 
 @dataclass
 class EpisodeSettings:
@@ -89,14 +96,16 @@ class SAM2MemoryEnv(EnvBase):
             tracker.video_features(v, cache_dir=feature_cache_dir) for v in videos]
         self.features, offsets = FeatureCache.concat(caches)
         by_name = {v.name: (v, off) for v, off in zip(videos, offsets)}
-        chosen = list(tracks) if tracks is not None else [t for v in videos for t in v.tracks()]
+        if tracks is None:  # every track that has a decision (an object first seen at the very end has none)
+            tracks = [t for v in videos for t in v.tracks() if has_decisions(t, v.num_frames)]
+        chosen = list(tracks)
         if not chosen:
-            raise ValueError("SAM2MemoryEnv needs at least one track")
+            raise ValueError("SAM2MemoryEnv needs at least one track with a decision to make")
         unknown = sorted({t.sequence for t in chosen} - by_name.keys())
         if unknown:
             raise ValueError(f"tracks of {', '.join(unknown)}: not among the videos given ({', '.join(by_name)})")
         short = [f"{t.sequence}:{t.object_id} (prompt frame {t.prompt_frame} of {by_name[t.sequence][0].num_frames})"
-                 for t in chosen if by_name[t.sequence][0].num_frames - t.prompt_frame < 3]
+                 for t in chosen if not has_decisions(t, by_name[t.sequence][0].num_frames)]
         if short:  # the first step would predict a frame past the end of the video
             raise ValueError(f"tracks {', '.join(short)}: an episode needs at least 3 frames from the prompt "
                              "(the prompt, one decision, one reward)")

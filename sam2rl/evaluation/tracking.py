@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from sam2rl.controllers import Controller, make_controller
+from sam2rl.controllers import Controller, build_controller, make_controller
 from sam2rl.controllers.sam2long import track_video_sam2long
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.errors import InputError
@@ -125,5 +126,5 @@ def make_eval_controller(name: str, **options: object) -> Controller:
         if not count.isdigit() or int(count) < 1:
             raise ValueError(f"controller {name!r}: P in sam2long:P must be a positive integer "
                              "(e.g. sam2long:3 for SAM2Long's three-pathway search)")
-        return PathwaySearch(int(count), **options)
+        return build_controller(name, partial(PathwaySearch, int(count)), options)
     return make_controller(name, **options)

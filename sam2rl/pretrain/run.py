@@ -141,7 +141,7 @@ class FifoValidation(Callback):
                   "presence": overall["presence"], "minutes": (time.time() - self.started) / 60}
         self.history.append(record)
         out = Path(self.recipe.output.dir)
-        save_official_checkpoint(module.model, out / f"{self.recipe.model.name}-last.pt", step=step)
+        save_official_checkpoint(module.model, out / f"{Path(self.recipe.model.name).stem}-last.pt", step=step)
         if overall["quality"] > self.best:
             self.best = overall["quality"]
             export = save_official_checkpoint(module.model, self.recipe.output.export, step=step, validation=record,

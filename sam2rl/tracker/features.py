@@ -14,6 +14,7 @@ The positional encoding of the top level is the same for every frame and is kept
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -139,8 +140,9 @@ class FeatureCache:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeatureCache:
         """A cache written by `save`; a file that is not one is named in a `CheckpointError`."""
-        try:
-            payload = torch.load(path, map_location=device, weights_only=True)
-            return cls(payload["levels"], payload["pos_top"])
-        except Exception as error:  # unpickling, a truncated file or missing keys: all say "not a cache"
+        try:  # read on the CPU: a failure here is the file's, not the device's
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            cache = cls(payload["levels"], payload["pos_top"])
+        except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
             raise CheckpointError(f"feature cache {path}: cannot be read ({error}); delete it to rebuild it") from error
+        return cache.to(device)
