@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from sam2rl.atomic import write_text
@@ -22,6 +22,9 @@ class RecipeError(InputError, ValueError):
 
 
 def _keys(node: Any, prefix: str = "") -> list[str]:
+    """Every key path of a schema; the fields of list items (e.g. curriculum stages) as `list[i].field`."""
+    if isinstance(node, ListConfig):
+        return _keys(node._get_node(0), f"{prefix[:-1]}[i].") if len(node) else []
     if not isinstance(node, DictConfig):
         return []
     out = []
@@ -30,6 +33,17 @@ def _keys(node: Any, prefix: str = "") -> list[str]:
         out.append(path)
         out += _keys(node._get_node(key), f"{path}.")
     return out
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    """`; did you mean ...?` for an unknown key. OmegaConf names a key inside a list item without
+    its path, so such a key is matched against the last part of every valid one."""
+    if "." in key:
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    else:
+        leaves = {path.rsplit(".", 1)[-1]: path for path in valid}
+        close = [leaves[leaf] for leaf in difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)]
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def read_recipe_file(path: str | Path) -> DictConfig:
@@ -55,17 +69,17 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
     layer = read_recipe_file(path)
     base = OmegaConf.structured(schema)
     valid = _keys(base)
+    lists = [key for key in valid if "[" not in key and isinstance(OmegaConf.select(base, key), ListConfig)]
 
     def merge(config: DictConfig, layer: DictConfig, source: str) -> DictConfig:
         try:
             return OmegaConf.merge(config, layer)
         except (ConfigKeyError, ValidationError, OmegaConfBaseException) as error:
             key = getattr(error, "full_key", None) or ""
-            hint = ""
+            if key and "." not in key:  # inside a list item OmegaConf drops the path: find the field
+                key = next((path for path in valid if "[i]" in path and path.endswith(f".{key}")), key)
             if key and key not in valid:
-                close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise RecipeError(f"{source}: unknown key {key!r}{hint}") from None
+                raise RecipeError(f"{source}: unknown key {key!r}{_closest(key, valid)}") from None
             raise RecipeError(f"{source}: bad value for {key or 'a key'}: {str(error).splitlines()[0]}") from None
 
     if "task" not in valid:
@@ -74,6 +88,10 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
     for item in overrides or []:
         if "=" not in item:
             raise RecipeError(f"override {item!r}: expected key=value")
+        inside = [key for key in lists if item.startswith(f"{key}.")]
+        if inside:  # OmegaConf would try to merge a mapping into the list
+            raise RecipeError(f"override {item!r}: {inside[0]} is a list; override it whole, e.g. "
+                              f"'{inside[0]}=[...]'")
         config = merge(config, OmegaConf.from_dotlist([item]), f"override {item!r}")
     try:
         OmegaConf.resolve(config)

@@ -80,6 +80,7 @@ def test_pretrain_recipe_runs_exports_and_resumes(tmp_path: Path) -> None:
      "data.curriculum[0].clip_frames must be >= 2"),
     ("validation.every_steps=0", "validation.every_steps must be >= 1, got 0"),
     ("resume=/nowhere/last.ckpt", "resume: checkpoint /nowhere/last.ckpt not found"),
+    ("data.curriculum.0.until=100", "data.curriculum is a list; override it whole, e.g. 'data.curriculum=[...]'"),
 ])
 def test_recipe_errors_name_the_key(override: str, message: str, capsys: pytest.CaptureFixture) -> None:
     assert sam2rl(["run", "recipes/pretrain_tracker.yaml", override]) == 2
@@ -103,8 +104,14 @@ def test_curriculum_follows_the_global_step_with_several_workers(workers: int) -
     assert lengths == [3, 4, 4, 5, 5]
 
 
-@pytest.mark.parametrize("text,message", [("model: [unclosed\n", "not valid YAML"),
-                                          ("- a\n- b\n", "expected a mapping of sections")])
+@pytest.mark.parametrize("text,message", [
+    ("model: [unclosed\n", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping of sections"),
+    ("task: pretrain_tracker\ndata: {curriculum: [{until: null, clip_frame: 8}]}\n",
+     "unknown key 'clip_frame'; did you mean 'data.curriculum[i].clip_frames'?"),
+    ("task: pretrain_tracker\ndata: {curriculum: [{until: null, clip_frames: many}]}\n",
+     "bad value for data.curriculum[i].clip_frames: Value 'many'"),
+])
 def test_recipe_file_that_is_not_a_mapping(text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "r.yaml").write_text(text)
     assert sam2rl(["run", str(tmp_path / "r.yaml")]) == 2
