@@ -277,14 +277,15 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
-    short = [f"{t.sequence}:{t.object_id}" for t in tracks if not has_decisions(t, dataset[t.sequence].num_frames)]
+    decided = [t for t in tracks if has_decisions(t, dataset[t.sequence].num_frames)]
+    short = [f"{t.sequence}:{t.object_id}" for t in tracks if t not in decided]
     if short and recipe.data.tracks is not None:
         raise RecipeError(f"{where}data.tracks: {', '.join(short)} appear(s) fewer than 3 frames before the video "
                           "ends: nothing to decide (the prompt, one decision, one reward)")
     if short:
         console.print(f"[yellow]note:[/yellow] not trained on {', '.join(short)}: first seen fewer than 3 frames "
                       "before the video ends, nothing to decide")
-        tracks = [t for t in tracks if has_decisions(t, dataset[t.sequence].num_frames)]
+    tracks = decided
     if not tracks:
         raise RecipeError(f"{where}data: no track to train on in {dataset.root}")
     cache = recipe.data.feature_cache

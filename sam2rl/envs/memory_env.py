@@ -274,35 +274,38 @@ class SAM2MemoryEnv(EnvBase):
 
     def _load_references(self, rows: torch.Tensor) -> None:
         """Put the reference run of each new episode in `rows` where the step reads it."""
-        for row, track, start in zip(rows.tolist(), self._track[rows].tolist(), self._start[rows].tolist()):
-            if (track, start) not in self._references:
-                self._references[(track, start)] = self._fifo_run(track, start)
+        episodes = zip(rows.tolist(), self._track[rows].tolist(), self._start[rows].tolist(), self._end[rows].tolist())
+        for row, track, start, end in episodes:
+            if (track, start) not in self._references:  # the end follows from the start
+                self._references[(track, start)] = self._fifo_run(track, start, end)
             run = self._references[(track, start)]
-            self._episode_reference[row, :run.numel()] = run.to(self.device)
+            self._episode_reference[row, :run.numel()] = run
 
     @torch.inference_mode()
-    def _fifo_run(self, track: int, start: int) -> torch.Tensor:
-        """Per-frame IoU of SAM 2's own rule on this track from `start` (computed once, cached)."""
+    def _fifo_run(self, track: int, start: int, end: int) -> torch.Tensor:
+        """Per-frame IoU of SAM 2's own rule on this track over the episode's frames start..end-1."""
         item = self.tracks[track]
         frame = torch.tensor([start], device=self.device)
         total = torch.tensor([item.num_frames], device=self.device)
-        _, bank = self.tracker.start(self.features.gather(item.offset + frame), item.gt[start][None, None].float().to(self.device), frame)
-        ious = [torch.ones(())]
-        for t in range(start + 1, item.num_frames):
+        first = int(self._gt_offset[track])
+        gt = self._gt_all[first + start:first + end]
+        _, bank = self.tracker.start(self.features.gather(item.offset + frame), gt[:1, None].float(), frame)
+        ious = [torch.ones((), device=self.device)]
+        for t in range(1, end - start):
             frame = frame + 1
             step = self.tracker.step(self.features.gather(item.offset + frame), bank, frame, total)
             bank = step.bank
-            mask = step.prediction.high_res_masks[0, step.choice[0]] > 0
-            ious.append(mask_iou(mask.cpu(), item.gt[t]))
+            ious.append(mask_iou(step.prediction.high_res_masks[0, step.choice[0]] > 0, gt[t]))
         return torch.stack(ious)
 
     def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None,
               terms: dict[str, torch.Tensor] | None) -> TensorDict:
         ones = torch.ones(self.batch_size[0], device=self.device)
-        zeros = {label: ones.new_zeros(ones.shape[0], 1) for label in self.reward.weights}
+        if terms is None:  # a reset: no reward yet
+            terms = {label: ones.new_zeros(ones.shape[0]) for label in self.reward.weights}
         info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone(),
                 "track": self._track[:, None].clone(),
-                "reward_terms": zeros if terms is None else {label: v[:, None].float() for label, v in terms.items()}}
+                "reward_terms": {label: value[:, None].float() for label, value in terms.items()}}
         if self.episode.track_reference:
             info["fifo_iou"] = (ones if fifo_iou is None else fifo_iou)[:, None].float()
         return TensorDict(info, batch_size=self.batch_size)

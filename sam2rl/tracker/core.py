@@ -14,7 +14,7 @@ then the controller's action goes to `bank.apply(candidate, action)`.
 from __future__ import annotations
 
 import hashlib
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -210,9 +210,7 @@ class Tracker:
         return cache
 
     def _autocast(self) -> AbstractContextManager:
-        # without its own autocast the tracker leaves the caller's alone (Lightning's bf16-mixed, say):
-        # torch.autocast(enabled=False) would switch that off
-        return bfloat16_autocast(self.device) if self.settings.autocast else nullcontext()
+        return bfloat16_autocast(self.device, self.settings.autocast)
 
     # -- prompt frame --------------------------------------------------------------------------
 

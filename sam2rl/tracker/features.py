@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +54,11 @@ class FrameFeatures:
         return self.levels[:-1]
 
 
-def bfloat16_autocast(device: torch.device) -> torch.autocast:
-    """The tracker's own mixed precision (`TrackerSettings.autocast`): bfloat16 on `device`'s type."""
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+def bfloat16_autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
+    """The tracker's own mixed precision (`TrackerSettings.autocast`): bfloat16 on `device`'s type.
+    When off it is no context at all: `torch.autocast(enabled=False)` would switch off a caller's
+    (Lightning's bf16-mixed, say)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 class FeatureCache:
@@ -93,7 +95,7 @@ class FeatureCache:
         pos_top = torch.empty(0)
         for start in range(0, total, chunk):
             batch = torch.stack([get(t) for t in range(start, min(start + chunk, total))]).to(device)
-            with bfloat16_autocast(device) if autocast else nullcontext():  # nullcontext keeps a caller's autocast
+            with bfloat16_autocast(device, autocast):
                 part = cls.from_backbone(model, model.forward_image(batch.float()))
             levels.append([f.to(dtype) for f in part.levels])
             pos_top = part.pos_top.float()
