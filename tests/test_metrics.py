@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sam2rl.evaluation.metrics import (
+from sam2rl.metrics import (
     TrackScores,
     boundary_f,
     boundary_precision_recall,

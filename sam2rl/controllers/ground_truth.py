@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 import torch
 
 from sam2rl.datasets import Track, VideoSequence
-from sam2rl.evaluation.metrics import iou as mask_iou
+from sam2rl.metrics import iou as mask_iou
 from sam2rl.tracker import Step, resize_prompt_mask
 
 __all__ = ["BatchCycle", "IoUTally", "ground_truth_masks"]

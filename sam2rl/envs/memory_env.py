@@ -12,7 +12,7 @@ from torchrl.envs import EnvBase
 
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe
-from sam2rl.evaluation.metrics import iou as mask_iou
+from sam2rl.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
 from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, resize_prompt_mask
 

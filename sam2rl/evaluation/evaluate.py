@@ -11,7 +11,7 @@ from PIL import Image
 from sam2rl.controllers import CONTROLLERS, Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
-from sam2rl.evaluation.metrics import score_track
+from sam2rl.metrics import score_track
 from sam2rl.evaluation.report import safe_name
 from sam2rl.evaluation.tracking import TrackRun, track_video
 from sam2rl.tracker import FeatureCache, Tracker
