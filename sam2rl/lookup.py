@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["check_options", "did_you_mean", "import_dotted"]
@@ -53,18 +53,22 @@ def import_dotted(target: str, error: Callable[[str], Exception]) -> Any:
     raise error(f"cannot import it ({missing}); is its package on sys.path?")
 
 
-def check_options(factory: Callable[..., Any], options: dict[str, Any], error: Callable[[str], Exception],
-                  leading: tuple[Any, ...] = ()) -> None:
-    """Fail before anything runs if `factory(*leading, **options)` would not bind: options it does not
-    take, or required ones missing. `error(message)` builds the exception; a factory without an
-    introspectable signature (some builtins) is trusted."""
+def check_options(factory: Callable[..., Any], options: Mapping[str, Any], error: Callable[[str], Exception],
+                  noun: str = "options", skip: int = 0) -> None:
+    """Fail before anything runs if `factory(..., **options)` would not take `options`: names it
+    does not accept, or required ones missing (its first `skip` parameters are the caller's).
+    `error(message)` builds the exception; a factory without an introspectable signature (some
+    builtins) is trusted."""
     try:
-        signature = inspect.signature(factory)
+        params = list(inspect.signature(factory).parameters.values())[skip:]
     except (TypeError, ValueError):
         return
-    try:
-        signature.bind(*leading, **options)
-    except TypeError as exc:
-        accepted = [name for name, p in signature.parameters.items()
-                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)][len(leading):]
-        raise error(f"{exc} (options {options}; it takes {', '.join(accepted) or 'none'})") from None
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [p.name for p in named]
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise error(f"unknown {noun} {unknown}; it accepts {accepted or 'none'}")
+    missing = [p.name for p in named if p.default is p.empty and p.name not in options]
+    if missing:
+        raise error(f"missing required {noun} {missing}")

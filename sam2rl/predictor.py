@@ -17,7 +17,7 @@ import torch
 from sam2.utils.misc import load_video_frames
 
 from sam2rl.controllers import Controller, FifoController
-from sam2rl.tracker import Memories, Tracker, resize_prompt_mask, to_video_resolution
+from sam2rl.tracker import Memories, Tracker, resize_prompt_mask, rollout, to_video_resolution
 
 __all__ = ["SAM2RLVideoPredictor"]
 
@@ -102,17 +102,15 @@ class SAM2RLVideoPredictor:
                 controller.reset(len(ids))
                 frame = torch.full((len(ids),), t, dtype=torch.long, device=tracker.device)
                 controller.begin_episode(frame, torch.full_like(frame, total))
-                running[t] = (ids, bank, controller)
+                running[t] = (ids, rollout(tracker, state["features"], bank, frame, torch.full_like(frame, total),
+                                           choose=controller.choose, act=controller.act))
                 for i in ids:  # the prompt frame shows the prompt's own mask
                     low = state["prompts"][i][2]
                     out[obj_ids.index(i)] = to_video_resolution(low, height, width)[0].cpu()
-            for start, (ids, bank, controller) in running.items():
+            for start, (ids, frames) in running.items():
                 if start == t:
                     continue
-                frame = torch.full((len(ids),), t, dtype=torch.long, device=tracker.device)
-                step = tracker.step(state["features"].gather(frame), bank, frame, torch.full_like(frame, total),
-                                    controller.choose, controller.act)
-                running[start] = (ids, step.bank, controller)
+                step = next(frames).step
                 logits = to_video_resolution(step.prediction.mask_logits(step.choice), height, width).cpu()
                 for row, i in enumerate(ids):
                     out[obj_ids.index(i)] = logits[row]

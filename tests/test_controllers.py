@@ -11,15 +11,15 @@ import torch
 
 from sam2rl.controllers import (
     CONTROLLERS, Controller, Dam4SamController, OracleController, RandomController, Sam2LongController, SamuraiController,
-    ScheduleSearch, make_controller, track_video_sam2long,
+    ScheduleSearch, make_controller, track_video, track_video_sam2long,
 )
-from sam2rl.controllers.ground_truth import ground_truth_masks
 from sam2rl.controllers.geometry import box_iou_inclusive, box_iou_samurai, largest_component, mask_to_box
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyxy_to_xyah
-from sam2rl.controllers.sam2long import _best_rows, select_pathways
+from sam2rl.controllers.pathways import _best_rows, select_pathways
 from sam2rl.datasets import VideoDataset
-from sam2rl.evaluation.tracking import make_eval_controller, track_video
-from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings, resize_prompt_mask
+from sam2rl.tracker import (
+    Memories, MemoryBank, ModelSpec, Prediction, Tracker, TrackerSettings, ground_truth_masks, resize_prompt_mask, video_features,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -325,11 +325,11 @@ def test_controllers_by_name() -> None:
     assert Dam4SamController.max_anchors == 4
     with pytest.raises(ValueError, match="oracle: margin must be >= 0"):
         make_controller("oracle", margin=-0.1)
-    with pytest.raises(ValueError, match=r"controller 'oracle': got an unexpected keyword argument 'marginn'"):
+    with pytest.raises(ValueError, match=r"controller 'oracle': unknown options \['marginn'\]; it accepts \['tracker', 'features', 'gt_masks', 'lookahead'"):
         make_controller("oracle", marginn=0.1)
-    assert make_eval_controller("sam2long:2", iou_threshold=0.3).iou_threshold == 0.3  # options reach the search
-    with pytest.raises(ValueError, match="controller 'sam2long:2': got an unexpected keyword argument 'bogus'"):
-        make_eval_controller("sam2long:2", bogus=1)
+    assert make_controller("sam2long:2", iou_threshold=0.3).iou_threshold == 0.3  # options reach the search
+    with pytest.raises(ValueError, match=r"controller 'sam2long:2': unknown options \['bogus'\]; it accepts \['iou_threshold', 'uncertainty'\]"):
+        make_controller("sam2long:2", bogus=1)
     with pytest.raises(RuntimeError, match="oracle: no ground truth.*bind_video"):
         make_controller("oracle").reset(1)
     with pytest.raises(ValueError, match="unknown controller 'x'") as error:
@@ -446,7 +446,7 @@ def clip(blackswan_clip: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def clip_features(nano: Tracker, clip):
-    return nano.video_features(clip)
+    return video_features(nano, clip)
 
 
 @pytest.mark.parametrize("name", ["samurai", "dam4sam", "sam2long", "random", "oracle"])
@@ -485,8 +485,8 @@ def test_sam2long_traces_the_best_pathway_back_through_its_parents() -> None:
     history = [{}] * 4  # four tracked frames; only their number matters here
     parents = [torch.tensor([[0, 0, 0]] * 2), torch.tensor([[0, 2, 1]] * 2), torch.tensor([[2, 0, 1]] * 2)]
     # track 0 ends in slot 0 <- slot 2 <- slot 1 <- the single first pathway (row 0)
-    assert _best_rows(0, history, parents, 3) == [0, 1, 2, 0]
-    assert _best_rows(1, history, parents, 3) == [1, 4, 5, 3]  # track 1's slots are rows 3..5
+    assert _best_rows(0, len(history), parents, 3) == [0, 1, 2, 0]
+    assert _best_rows(1, len(history), parents, 3) == [1, 4, 5, 3]  # track 1's slots are rows 3..5
 
 
 @torch.inference_mode()
@@ -495,7 +495,7 @@ def test_sam2long_search_departs_from_one_pathway_on_trained_weights() -> None:
     they do on this sample video, so the search's bookkeeping is exercised."""
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=128))  # data/nano.pt
     video = VideoDataset(SAMPLE)["synth-medium-1000-001"]
-    features = tracker.video_features(video)
+    features = video_features(tracker, video)
     three = track_video_sam2long(tracker, video, num_pathways=3, features=features)
     one = track_video_sam2long(tracker, video, num_pathways=1, features=features)
     assert any(not torch.equal(a.masks, b.masks) for a, b in zip(three, one))

@@ -12,7 +12,7 @@ import torch
 import PIL.ImageFile
 from PIL import Image
 
-import sam2rl.datasets.vos as vos
+import sam2rl.datasets.sequence as sequence_module
 from sam2rl.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -278,7 +278,7 @@ def test_content_hash(tiny: Path) -> None:
 
 def test_construction_is_lazy(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real_loader = vos._load_img_as_tensor
+    real_loader = sequence_module._load_img_as_tensor
 
     def counting_loader(path, image_size):
         calls.append(str(path))
@@ -291,7 +291,7 @@ def test_construction_is_lazy(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> No
         decodes.append(str(getattr(self, "filename", "")))
         return real_file_load(self)
 
-    monkeypatch.setattr(vos, "_load_img_as_tensor", counting_loader)
+    monkeypatch.setattr(sequence_module, "_load_img_as_tensor", counting_loader)
     monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", counting_file_load)
     ds = VideoDataset(tiny)
     assert calls == [] and decodes == [], "construction must only read headers"

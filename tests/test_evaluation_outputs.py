@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import sam2rl.evaluation.tracking as tracking
+import sam2rl.controllers.pathways as pathways
 from sam2rl.cli import main as sam2rl
 from sam2rl.evaluation.plots import comparison_figure, write_plots
 from sam2rl.evaluation.report import OVERALL_COLUMNS, TRACK_COLUMNS
+from sam2rl.tracker import TrackRun
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -132,7 +133,7 @@ def test_gif_downscales_to_320_px(blackswan_clip: Path, tmp_path: Path) -> None:
     frames = 5
     masks = torch.zeros(frames, video.height, video.width, dtype=torch.bool)
     masks[:, 100:300, 200:500] = True
-    run = tracking.TrackRun(track, masks, torch.zeros(frames), torch.zeros(frames),
+    run = TrackRun(track, masks, torch.zeros(frames), torch.zeros(frames),
                             torch.zeros(frames, 7, dtype=torch.long), torch.zeros(frames - 1, dtype=torch.long), 0.0)
     with Image.open(write_overlay_gif(tmp_path / "a.gif", video, run, label="fifo")) as gif:
         assert gif.size == (320, 180) and gif.n_frames == frames
@@ -144,13 +145,13 @@ def test_gif_downscales_to_320_px(blackswan_clip: Path, tmp_path: Path) -> None:
 def test_sam2long_pathways_run_through_the_search(nano_random_checkpoint: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    search = tracking.track_video_sam2long
+    search = pathways.track_video_sam2long
 
     def spy(tracker, video, num_pathways=3, **kwargs):
         calls.append(num_pathways)
         return search(tracker, video, num_pathways=num_pathways, **kwargs)
 
-    monkeypatch.setattr(tracking, "track_video_sam2long", spy)
+    monkeypatch.setattr(pathways, "track_video_sam2long", spy)
     code = _eval(nano_random_checkpoint, "--split", str(_one_sequence(tmp_path)), "--controllers",
                  "sam2long,sam2long:2", "--json", str(tmp_path / "scores.json"), "--video", str(tmp_path / "videos"))
     assert code == 0

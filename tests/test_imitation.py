@@ -12,8 +12,8 @@ from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, im
 from sam2rl.controllers import Controller, OracleController, make_controller
 from sam2rl.datasets import VideoDataset
 from sam2rl.envs.observation import GLOBAL_FEATURES
-from sam2rl.evaluation.tracking import PathwaySearch, track_video
-from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker
+from sam2rl.controllers import PathwaySearch, track_video
+from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, video_features
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 TRACK = ("synth-medium-1000-000", 1)
@@ -33,7 +33,7 @@ def setting():
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     dataset = VideoDataset(SAMPLE)
     tracks = [t for t in dataset.tracks() if (t.sequence, t.object_id) == TRACK]
-    features = {TRACK[0]: tracker.video_features(dataset[TRACK[0]])}
+    features = {TRACK[0]: video_features(tracker, dataset[TRACK[0]])}
     return tracker, dataset, tracks, features
 
 

@@ -11,7 +11,7 @@ import torch
 
 from sam2rl.datasets import VideoDataset
 from sam2rl.tracker import CheckpointError, FeatureCache, Memories, MemoryBank, ModelError, ModelSpec, Tracker, build_sam2_model
-from sam2rl.tracker import resize_prompt_mask
+from sam2rl.tracker import resize_prompt_mask, video_features
 from sam2rl.tracker.checkpoint import file_sha256
 
 
@@ -126,19 +126,19 @@ def test_feature_cache_layout_and_size(tracker: Tracker) -> None:
 
 def test_feature_cache_on_disk(tracker: Tracker, blackswan_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     video = VideoDataset(blackswan_clip)["blackswan"]
-    first = tracker.video_features(video, cache_dir=tmp_path)
+    first = video_features(tracker, video, cache_dir=tmp_path)
     files = list(tmp_path.glob("blackswan-*.pt"))
     assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
     monkeypatch.setattr(FeatureCache, "build", lambda *a, **k: pytest.fail("cache file not reused"))
-    second = tracker.video_features(video, cache_dir=tmp_path)
+    second = video_features(tracker, video, cache_dir=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(first.levels, second.levels))
     monkeypatch.undo()
     bf16 = Tracker(tracker.model, replace(tracker.settings, autocast=True), tracker.spec, tracker.weights_digest)
-    bf16.video_features(video, cache_dir=tmp_path)  # features of a bfloat16 encoder: not the float32 file
+    video_features(bf16, video, cache_dir=tmp_path)  # features of a bfloat16 encoder: not the float32 file
     assert len(list(tmp_path.glob("blackswan-*.pt"))) == 2
     files[0].write_bytes(files[0].read_bytes()[:100])  # damaged
     with pytest.raises(CheckpointError, match=f"feature cache {files[0]}: cannot be read .*delete it to rebuild it"):
-        tracker.video_features(video, cache_dir=tmp_path)
+        video_features(tracker, video, cache_dir=tmp_path)
 
 
 def test_feature_cache_concat(tracker: Tracker) -> None:

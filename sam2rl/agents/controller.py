@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from sam2rl.agents.checkpoint import read_agent_checkpoint
 from sam2rl.agents.networks import EncoderSettings, make_actor_critic, parameter_device
-from sam2rl.controllers import Controller
+from sam2rl.controllers import Controller, register_prefix
 from sam2rl.envs.observation import observe
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
@@ -117,3 +118,6 @@ class PerTrackAgents(Controller):
             rows = rows.to(bank.device)
             action[rows] = agent.act(prediction[rows], candidate[rows], bank[rows])
         return action
+
+
+register_prefix("agent:", lambda path: partial(load_agent, path))  # `agent:PATH` names a trained agent

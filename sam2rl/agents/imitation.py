@@ -23,7 +23,7 @@ from sam2rl.agents.controller import ObservingController
 from sam2rl.agents.networks import parameter_device
 from sam2rl.controllers import Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
-from sam2rl.evaluation.tracking import track_video
+from sam2rl.controllers import track_video
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
 __all__ = ["DemonstrationRecorder", "ImitationSettings", "check_teacher", "imitate", "record_demonstrations"]

@@ -35,7 +35,7 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.evaluation.headline import describe_headline, headline
 from sam2rl.evaluation.plots import write_plots
 from sam2rl.evaluation.report import results_table, write_csv
-from sam2rl.evaluation.tracking import make_eval_controller
+from sam2rl.controllers import make_controller
 from sam2rl.recipe import RecipeError, save_recipe
 from sam2rl.rewards import CompositeReward, RewardConfig
 from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings
@@ -222,7 +222,7 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     def policy() -> AgentController:
         return AgentController(actor, env.allow_discard, env.allow_anchor, tracker.settings.max_anchors)
 
-    teacher = make_eval_controller(settings.teacher, **settings.teacher_options)
+    teacher = make_controller(settings.teacher, **settings.teacher_options)
     demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
                                            env.allow_anchor)
     reports = [imitate(actor, demonstrations, settings, recipe.trainer.seed)]
@@ -254,10 +254,10 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     where = f"recipe {recipe_path}: " if recipe_path else ""
     key = "evaluation.baselines"
     try:  # bad names fail before anything is written
-        rules = [make_eval_controller(name) for name in baselines]
+        rules = [make_controller(name) for name in baselines]
         if recipe.imitation.teacher is not None:
             key = "imitation.teacher"
-            check_teacher(make_eval_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
+            check_teacher(make_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         raise RecipeError(f"{where}{key}: {error}") from error
     if recipe.task not in ("overfit", "generalize"):
@@ -289,7 +289,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     if not tracks:
         raise RecipeError(f"{where}data: no track to train on in {dataset.root}")
     cache = recipe.data.feature_cache
-    features = {v.name: tracker.video_features(v, cache_dir=cache) for v in dataset.sequences}
+    features = {v.name: video_features(tracker, v, cache_dir=cache) for v in dataset.sequences}
     began = time.time()
     if recipe.task == "overfit":
         jobs = [(f"{t.sequence}-{t.object_id}", [t]) for t in tracks]

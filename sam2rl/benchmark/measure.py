@@ -28,7 +28,7 @@ from sam2rl.datasets import VideoDataset, VideoSequence
 from sam2rl.envs import SAM2MemoryEnv
 from sam2rl.rewards import CompositeReward
 from sam2rl.synth import write_dataset
-from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, build_sam2_video_predictor
+from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, build_sam2_video_predictor, rollout, video_features
 
 __all__ = ["BenchSetup", "EnvRollout", "NaiveLoop", "PeakMemory", "count_flops", "interleaved", "measure_parts",
            "synthetic_video"]
@@ -187,7 +187,7 @@ class EnvRollout:
         self.setup, self.batch, self.steps, self.frames = setup, batch, steps, video.num_frames
         tracker = tracker or setup.tracker()
         began = time.perf_counter()
-        self.features = tracker.video_features(video)
+        self.features = video_features(tracker, video)
         setup.synchronize()
         self.cache_build_s = time.perf_counter() - began
         track = [t for t in video.tracks() if t.object_id == 1]
@@ -276,8 +276,8 @@ def measure_parts(setup: BenchSetup, batches: list[int], repeats: int = 5) -> di
         prompt = torch.zeros(batch, 1, size, size, device=setup.device)
         prompt[..., size // 4: size // 2, size // 4: size // 2] = 1
         _, bank = tracker.start(cache.gather(zeros), prompt, zeros)
-        for t in range(1, 17):
-            bank = tracker.step(cache.gather(zeros + t), bank, zeros + t, total).bank
+        for tracked in rollout(tracker, cache, bank, zeros, total, steps=16):
+            bank = tracked.step.bank
         frame = zeros + 17
         features = cache.gather(frame)
         step_s = _timed(lambda: tracker.step(features, bank, frame, total), repeats, setup)

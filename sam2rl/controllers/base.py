@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable
-
 import torch
 
 from sam2rl.datasets import Track, VideoSequence
+from sam2rl.errors import InputError
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["CONTROLLERS", "Controller", "build_controller", "make_controller", "register_controller"]
+__all__ = ["Controller", "ControllerError"]
+
+
+class ControllerError(InputError, ValueError):
+    """A controller that cannot be built (unknown name, options it does not take) or whose decision
+    broke the tracker (e.g. an action outside [0, N]); names the controller (and sequence, frame)."""
 
 
 class Controller:
@@ -47,45 +49,3 @@ class Controller:
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
         """[B] action on the candidate memory of this frame."""
         raise NotImplementedError
-
-
-CONTROLLERS: dict[str, Callable[..., Controller]] = {}
-
-
-def register_controller(name: str) -> Callable[[type[Controller]], type[Controller]]:
-    """Class decorator: make a `Controller` available by `name` (`sam2rl eval --controllers`, recipes)."""
-    def register(cls: type[Controller]) -> type[Controller]:
-        CONTROLLERS[name] = cls
-        cls.name = name
-        return cls
-
-    return register
-
-
-def build_controller(name: str, factory: Callable[..., Controller], options: dict[str, object]) -> Controller:
-    """`factory(**options)`, with options it does not take named in a `ValueError` with the controller."""
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError as error:
-        raise ValueError(f"controller {name!r}: {error} (options {options})") from None
-    return factory(**options)
-
-
-def make_controller(name: str, **options: object) -> Controller:
-    """A registered controller by name, `agent:PATH` for a trained agent, or a user's class by
-    dotted path (`mypkg.mod.MyRule`)."""
-    if name.startswith("agent:"):
-        from sam2rl.agents.controller import load_agent  # agents build on controllers
-
-        return load_agent(name.removeprefix("agent:"), **options)
-    if name in CONTROLLERS:
-        return build_controller(name, CONTROLLERS[name], options)
-    module, _, attr = name.rpartition(".")
-    if module:
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as error:
-            raise ValueError(f"controller {name!r}: cannot import it ({error})") from error
-        return build_controller(name, factory, options)
-    raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(CONTROLLERS))} "
-                     "(or a dotted path to your own Controller class)")

@@ -1,5 +1,5 @@
-"""What the controllers that read the ground truth (oracle, search) share: the masks at model
-resolution, one batch per prompt frame, and a running IoU of tracked rows against them."""
+"""What the controllers that read the ground truth (oracle, search) share: their per-batch data in
+`track_video`'s order, and a running IoU of tracked rows against the ground truth."""
 
 from __future__ import annotations
 
@@ -7,31 +7,12 @@ from typing import Generic, TypeVar
 
 import torch
 
-from sam2rl.datasets import Track, VideoSequence
 from sam2rl.metrics import iou as mask_iou
-from sam2rl.tracker import Step, resize_prompt_mask
+from sam2rl.tracker import Step
 
-__all__ = ["BatchCycle", "IoUTally", "ground_truth_masks"]
+__all__ = ["BatchCycle", "IoUTally"]
 
 Item = TypeVar("Item")
-
-
-def ground_truth_masks(video: VideoSequence, tracks: list[Track], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """([B, T, S, S] bool masks at model input size, [B, T] bool annotated) for `tracks`.
-
-    Downsampled as prompts are (`resize_prompt_mask`: antialiased bilinear, >= 0.5).
-    Frames without an annotation file are all-False and marked not annotated.
-    """
-    masks = torch.zeros(len(tracks), video.num_frames, image_size, image_size, dtype=torch.bool)
-    annotated = torch.zeros(len(tracks), video.num_frames, dtype=torch.bool)
-    for t in range(video.num_frames):
-        ids = video.mask(t)
-        if ids is None:
-            continue
-        objects = torch.stack([torch.from_numpy(ids == track.object_id) for track in tracks])
-        masks[:, t] = resize_prompt_mask(objects, image_size)[:, 0] > 0.5
-        annotated[:, t] = True
-    return masks, annotated
 
 
 class BatchCycle(Generic[Item]):
@@ -65,8 +46,7 @@ class IoUTally:
 
     def add(self, step: Step, truth: torch.Tensor, counted: torch.Tensor) -> None:
         """One tracked frame: `truth` [rows, S, S] bool, `counted` [rows] bool (CPU)."""
-        rows = torch.arange(step.choice.shape[0], device=step.choice.device)
-        predicted = (step.prediction.high_res_masks[rows, step.choice] > 0).cpu()
+        predicted = (step.prediction.chosen_high_res(step.choice) > 0).cpu()
         iou = mask_iou(predicted, truth).double()
         self.total += torch.where(counted, iou, torch.zeros_like(iou))
         self.seen += counted.double()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from sam2rl.controllers.base import Controller, register_controller
-from sam2rl.controllers.ground_truth import BatchCycle, IoUTally, ground_truth_masks
+from sam2rl.controllers.base import Controller
+from sam2rl.controllers.registry import register_controller
+from sam2rl.controllers.ground_truth import BatchCycle, IoUTally
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker import (
+    FeatureCache, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, rollout, video_features,
+)
 
 __all__ = ["OracleController"]
 
@@ -79,7 +82,7 @@ class OracleController(Controller):
         the order `track_video` runs them (for a runner that builds controllers by name)."""
         tracks = video.tracks() if tracks is None else tracks
         self.tracker = tracker
-        self.features = tracker.video_features(video) if features is None else features
+        self.features = video_features(tracker, video) if features is None else features
         groups = group_by_prompt_frame(tracks)
         self._batches = BatchCycle("oracle: ground truth", [ground_truth_masks(video, group, tracker.image_size) for group in groups],
                                    [len(group) for group in groups])
@@ -127,17 +130,9 @@ class OracleController(Controller):
         tally = IoUTally(rows.shape[0])
         if follow is not None:
             follow.begin_episode(self._start[rows], total)
-        horizon = num_frames if self.lookahead is None else self.lookahead
-        for k in range(1, horizon + 1):
-            frame = start + k
-            inside = frame < num_frames
-            if not bool(inside.any()):
-                break
-            frame = frame.clamp(max=num_frames - 1)
-            step = tracker.step(features.gather(frame), trial, frame, total, choose, act)
-            trial = step.bank
-            frame_cpu = frame.cpu()
-            tally.add(step, self._gt[gt_rows, frame_cpu], inside.cpu() & self._annotated[gt_rows, frame_cpu])
+        for tracked in rollout(tracker, features, trial, start, total, steps=self.lookahead, choose=choose, act=act):
+            frame = tracked.frame.cpu()
+            tally.add(tracked.step, self._gt[gt_rows, frame], tracked.inside.cpu() & self._annotated[gt_rows, frame])
         score = tally.mean().view(batch, num_actions)
         score = score.masked_fill(~legal.cpu(), float("-inf"))
         self.last_scores = score

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from sam2rl.controllers.base import Controller, register_controller
+from sam2rl.controllers.base import Controller
+from sam2rl.controllers.registry import register_controller
 from sam2rl.tracker import Memories, MemoryBank, Prediction
 
 __all__ = ["RandomController"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from sam2rl.controllers.base import Controller, register_controller
+from sam2rl.controllers.base import Controller
+from sam2rl.controllers.registry import register_controller
 from sam2rl.controllers.geometry import box_iou_samurai, mask_to_box
 from sam2rl.controllers.kalman import BoxKalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from sam2rl.controllers.quality import gated_action

@@ -6,11 +6,15 @@ from collections.abc import Callable
 
 import torch
 
-from sam2rl.controllers.base import Controller, register_controller
-from sam2rl.controllers.ground_truth import BatchCycle, IoUTally, ground_truth_masks
+from sam2rl.controllers.base import Controller
+from sam2rl.controllers.registry import register_controller
+from sam2rl.controllers.ground_truth import BatchCycle, IoUTally
 from sam2rl.controllers.oracle import OracleController
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker, resize_prompt_mask
+from sam2rl.tracker import (
+    FeatureCache, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, resize_prompt_mask, rollout,
+    video_features,
+)
 
 __all__ = ["ScheduleSearch"]
 
@@ -59,7 +63,7 @@ class ScheduleSearch(Controller):
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
                    features: FeatureCache | None = None) -> ScheduleSearch:
         tracks = video.tracks() if tracks is None else tracks
-        features = tracker.video_features(video) if features is None else features
+        features = video_features(tracker, video) if features is None else features
         self.best_scores, self.progress, self._plan = [], [], None
         generator = torch.Generator().manual_seed(self.seed)
         groups, plans = group_by_prompt_frame(tracks), []
@@ -99,17 +103,15 @@ class ScheduleSearch(Controller):
         def run(plan: Plan | None, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
             """Track `copies` x B rows from the prompt; (score [copies, B], actions [copies, B, L])."""
             rows = torch.arange(batch).repeat(copies)
-            frame = torch.full((rows.shape[0],), start, dtype=torch.long, device=tracker.device)
-            total = torch.full_like(frame, video.num_frames)
-            _, bank = tracker.start(features.gather(frame), prompts[rows].to(tracker.device), frame)
+            first = torch.full((rows.shape[0],), start, dtype=torch.long, device=tracker.device)
+            total = torch.full_like(first, video.num_frames)
+            _, bank = tracker.start(features.gather(first), prompts[rows].to(tracker.device), first)
             tally, taken = IoUTally(rows.shape[0]), []
-            for k in range(length):
-                frame = frame + 1
-                act = None if plan is None else (lambda p, c, b, k=k: _canonical(plan(k, p, c, b), b))
-                step = tracker.step(features.gather(frame), bank, frame, total, act=act)
-                tally.add(step, truth[rows, start + k + 1], annotated[rows, start + k + 1])
-                taken.append(step.action.cpu())
-                bank = step.bank
+            act = None if plan is None else (lambda p, c, b: _canonical(plan(int(c.frame[0]) - start - 1, p, c, b), b))
+            for tracked in rollout(tracker, features, bank, first, total, act=act):
+                frame = int(tracked.frame[0])
+                tally.add(tracked.step, truth[rows, frame], annotated[rows, frame])
+                taken.append(tracked.step.action.cpu())
             score = tally.mean().view(copies, batch)
             return score, torch.stack(taken, dim=1).view(copies, batch, length)
 

@@ -14,7 +14,7 @@ from sam2rl.datasets import Track, VideoSequence
 from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe
 from sam2rl.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
-from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, resize_prompt_mask
+from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, ground_truth_masks, rollout, video_features
 
 __all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES", "has_decisions"]
 
@@ -46,8 +46,7 @@ class _Track:
         self.track = track
         self.offset = offset
         self.num_frames = video.num_frames
-        masks, _ = video.object_masks(track.object_id)
-        self.gt = resize_prompt_mask(masks, image_size)[:, 0].bool()  # [T, S, S]
+        self.gt = ground_truth_masks(video, [track], image_size)[0][0]  # [T, S, S]
 
 
 class SAM2MemoryEnv(EnvBase):
@@ -93,7 +92,7 @@ class SAM2MemoryEnv(EnvBase):
         self.episode = episode
         self.reward = reward
         caches = list(features) if features is not None else [
-            tracker.video_features(v, cache_dir=feature_cache_dir) for v in videos]
+            video_features(tracker, v, cache_dir=feature_cache_dir) for v in videos]
         self.features, offsets = FeatureCache.concat(caches)
         by_name = {v.name: (v, off) for v, off in zip(videos, offsets)}
         if tracks is None:  # every track that has a decision (an object first seen at the very end has none)
@@ -252,7 +251,7 @@ class SAM2MemoryEnv(EnvBase):
         self._advance(rows)
         frame = self._frame
         prediction = self._prediction
-        logits = prediction.high_res_masks[rows, prediction.sam_choice]
+        logits = prediction.chosen_high_res(prediction.sam_choice)
         gt = self._gt(rows, frame)
         iou = mask_iou(logits > 0, gt)
         reward_input = TensorDict({
@@ -291,11 +290,9 @@ class SAM2MemoryEnv(EnvBase):
         gt = self._gt_all[first + start:first + end]
         _, bank = self.tracker.start(self.features.gather(item.offset + frame), gt[:1, None].float(), frame)
         ious = [torch.ones((), device=self.device)]
-        for t in range(1, end - start):
-            frame = frame + 1
-            step = self.tracker.step(self.features.gather(item.offset + frame), bank, frame, total)
-            bank = step.bank
-            ious.append(mask_iou(step.prediction.high_res_masks[0, step.choice[0]] > 0, gt[t]))
+        for t, tracked in enumerate(rollout(self.tracker, self.features, bank, frame, total, steps=end - start - 1,
+                                            offset=item.offset), start=1):
+            ious.append(mask_iou(tracked.step.prediction.chosen_high_res(tracked.step.choice)[0] > 0, gt[t]))
         return torch.stack(ious)
 
     def _info(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None,

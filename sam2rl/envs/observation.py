@@ -42,8 +42,7 @@ def observe(bank: MemoryBank, candidate: Memories, prediction: Prediction, frame
     kinds[:, :num_anchor, 0] = 1
     kinds[:, num_anchor:-1, 1] = 1
     kinds[:, -1, 2] = 1
-    newer = (bank.recent.frame[:, None, :] > bank.recent.frame[:, :, None]) & bank.recent.valid[:, None, :]
-    recency = torch.cat([torch.zeros(batch, num_anchor, device=device), newer.sum(dim=2).float() / num_recent,
+    recency = torch.cat([torch.zeros(batch, num_anchor, device=device), bank.newer_count().float() / num_recent,
                          torch.zeros(batch, 1, device=device)], dim=1)
     valid = slots.valid.float()
     scalars = torch.stack([

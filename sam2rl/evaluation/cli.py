@@ -9,12 +9,13 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
+import sam2rl.agents  # noqa: F401  (registers the agent:PATH controllers)
+from sam2rl.controllers import make_controller
 from sam2rl.datasets import VideoDataset
 from sam2rl.errors import InputError, report_error
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
-from sam2rl.evaluation.tracking import make_eval_controller
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
@@ -69,13 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         names = [name.strip() for name in args.controllers.split(",") if name.strip()]
         if not names:
             raise ValueError("--controllers is empty")
-        rules = {name: make_eval_controller(name) for name in names if not name.startswith("agent:")}
+        rules = {name: make_controller(name) for name in names if not name.startswith("agent:")}
         dataset = VideoDataset(args.data, split=args.split)
         total = sum(len(video.tracks()) for video in dataset.sequences)
         settings = TrackerSettings(autocast=args.dtype == "bf16", compile=args.compile)
         tracker = Tracker.from_spec(spec, args.device, settings)  # evaluate() sizes banks per controller
         # agents are checked against the tracker they will drive
-        controllers = [rules[name] if name in rules else make_eval_controller(name, tracker=tracker) for name in names]
+        controllers = [rules[name] if name in rules else make_controller(name, tracker=tracker) for name in names]
         labels = [controller.name for controller in controllers]
         twice = sorted({label for label in labels if labels.count(label) > 1})
         if twice:  # results are keyed by controller name

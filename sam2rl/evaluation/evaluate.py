@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sam2rl.controllers import CONTROLLERS, Controller
+from sam2rl.controllers import CONTROLLERS, Controller, track_video
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.metrics import score_track
 from sam2rl.evaluation.report import safe_name
-from sam2rl.evaluation.tracking import TrackRun, track_video
-from sam2rl.tracker import FeatureCache, Tracker
+from sam2rl.tracker import FeatureCache, Tracker, TrackRun, video_features
 
 __all__ = ["RunsCallback", "evaluate", "pool_results", "write_masks"]
 
@@ -83,11 +82,11 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
         if not chosen:
             continue
         cached = None if features is None else features.get(video.name)
-        video_features = cached if cached is not None else tracker.video_features(video, cache_dir=cache_dir)
+        cache = cached if cached is not None else video_features(tracker, video, cache_dir=cache_dir)
         for controller in controllers:
             own = trackers[controller.name]
-            controller.bind_video(own, video, tracks=chosen, features=video_features)
-            runs = track_video(own, video, controller, tracks=chosen, features=video_features)
+            controller.bind_video(own, video, tracks=chosen, features=cache)
+            runs = track_video(own, video, controller, tracks=chosen, features=cache)
             entry = results["controllers"][controller.name]
             rows = []
             for run in runs:

@@ -13,7 +13,7 @@ from sam2rl.datasets import VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.atomic import write_bytes
 from sam2rl.evaluation.report import safe_name
-from sam2rl.evaluation.tracking import TrackRun
+from sam2rl.tracker import TrackRun
 
 __all__ = ["GifWriter", "overlay_frames", "write_overlay_gif"]
 

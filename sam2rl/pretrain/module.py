@@ -9,7 +9,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from sam2rl.pretrain.losses import LossWeights, frame_losses
-from sam2rl.tracker import FeatureCache, Tracker, TrackerSettings
+from sam2rl.tracker import FeatureCache, Tracker, TrackerSettings, rollout
 
 __all__ = ["OptimSettings", "TrackerPretraining"]
 
@@ -47,10 +47,8 @@ class TrackerPretraining(L.LightningModule):
         _, bank = self.tracker.start(features.gather(first), masks[:, :1].float(), zeros)
         total = torch.full_like(zeros, length)
         sums: dict[str, torch.Tensor] = {}
-        for t in range(1, length):
-            step = self.tracker.step(features.gather(first + t), bank, zeros + t, total)
-            bank = step.bank
-            for key, value in frame_losses(step.prediction, masks[:, t], self.loss_weights).items():
+        for t, tracked in enumerate(rollout(self.tracker, features, bank, zeros, total, offset=first), start=1):
+            for key, value in frame_losses(tracked.step.prediction, masks[:, t], self.loss_weights).items():
                 sums[key] = sums.get(key, 0) + value / (length - 1)
         w = self.loss_weights
         loss = w.focal * sums["focal"] + w.dice * sums["dice"] + w.iou * sums["iou"] + w.object_score * sums["object_score"]

@@ -7,7 +7,6 @@ is returned separately so its contribution can be logged and checked.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensordict import TensorDictBase
 from torch import Tensor
 
+from sam2rl.lookup import check_options, did_you_mean
 from sam2rl.rewards.registry import REWARDS, RewardError, RewardFn, check_td, import_reward, needs_of
 
 __all__ = ["CompositeReward", "RewardConfig", "RewardTerm", "TermSpec", "reward_needs"]
@@ -67,11 +67,8 @@ class RewardTerm:
             where = data.get("name") or data.get("_target_") or data.get("target") or data
             for key in data:
                 if key not in _TERM_KEYS:
-                    close = difflib.get_close_matches(str(key), _TERM_KEYS, n=1, cutoff=0.5)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise RewardError(
-                        f"reward term {where!r}: unknown key {key!r}{hint} (valid: name, _target_, weight, kwargs)"
-                    )
+                    raise RewardError(f"reward term {where!r}: unknown key {key!r}{did_you_mean(key, _TERM_KEYS)} "
+                                      "(valid: name, _target_, weight, kwargs)")
             if "_target_" in data and "target" in data:
                 raise RewardError(f"reward term {where!r}: give the dotted path as _target_ or target, not both")
             kwargs = data.get("kwargs")
@@ -138,8 +135,7 @@ class _Bound:
 def _resolve(term: RewardTerm) -> RewardFn:
     if term.name is not None:
         if term.name not in REWARDS:
-            close = difflib.get_close_matches(term.name, REWARDS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
+            hint = did_you_mean(term.name, REWARDS, cutoff=0.6) or "."
             raise RewardError(
                 f"reward term {term.name!r}: unknown reward{hint} Available: {', '.join(sorted(REWARDS))} "
                 "(or use _target_: a dotted path to your own function)"
@@ -157,18 +153,8 @@ def _check_kwargs(term: RewardTerm, fn: RewardFn) -> None:
     P = inspect.Parameter
     if not params or params[0].kind not in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD, P.VAR_POSITIONAL):
         raise RewardError(f"reward term {term.label!r}: the function must take the TensorDict as first argument")
-    rest = params[1:] if params[0].kind != P.VAR_POSITIONAL else params
-    named = [p for p in rest if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)]
-    accepted = [p.name for p in named]
-    if not any(p.kind == P.VAR_KEYWORD for p in rest):
-        unknown = sorted(set(term.kwargs) - set(accepted))
-        if unknown:
-            raise RewardError(
-                f"reward term {term.label!r}: unknown kwargs {unknown}; it accepts {accepted or 'none'}"
-            )
-    missing = [p.name for p in named if p.default is P.empty and p.name not in term.kwargs]
-    if missing:
-        raise RewardError(f"reward term {term.label!r}: missing required kwargs {missing}")
+    check_options(fn, term.kwargs, lambda message: RewardError(f"reward term {term.label!r}: {message}"),
+                  noun="kwargs", skip=0 if params[0].kind == P.VAR_POSITIONAL else 1)
 
 
 class CompositeReward:

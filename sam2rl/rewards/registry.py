@@ -7,7 +7,6 @@ one in a few lines of their own module and name it from a recipe without touchin
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,6 +14,7 @@ from torch import Tensor
 from tensordict import TensorDictBase
 
 from sam2rl.errors import InputError
+from sam2rl.lookup import import_dotted
 
 __all__ = ["REWARDS", "OPTIONAL_KEYS", "RewardError", "RewardFn", "import_reward", "register_reward"]
 
@@ -82,37 +82,10 @@ def import_reward(target: str) -> RewardFn:
 
     The longest importable module prefix is used, so ``pkg.module.Class.method`` works too.
     """
-    parts = target.split(".")
-    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
-        raise RewardError(
-            f"reward term {target!r}: _target_ must be a dotted path 'package.module.function'"
-        )
-    error: BaseException | None = None
-    for split in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only "this prefix is not a module" means: try a shorter prefix. A module that
-            # exists but fails to import (its own missing dependency, a syntax error) is reported.
-            if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-                error = exc
-                continue
-            raise RewardError(f"reward term {target!r}: importing {module_name!r} failed ({exc})") from exc
-        except Exception as exc:
-            raise RewardError(f"reward term {target!r}: importing {module_name!r} failed ({exc})") from exc
-        for attr in parts[split:]:
-            if not hasattr(obj, attr):
-                why = f" ({error})" if error is not None else ""
-                raise RewardError(
-                    f"reward term {target!r}: module {module_name!r} has no attribute "
-                    f"{'.'.join(parts[split:])!r}{why}"
-                )
-            obj = getattr(obj, attr)
-        if not callable(obj):
-            raise RewardError(f"reward term {target!r}: {obj!r} is not callable")
-        return obj
-    raise RewardError(f"reward term {target!r}: cannot import it ({error}); is its package on sys.path?") from error
+    fn = import_dotted(target, lambda message: RewardError(f"reward term {target!r}: {message}"))
+    if not callable(fn):
+        raise RewardError(f"reward term {target!r}: {fn!r} is not callable")
+    return fn
 
 
 def check_td(td: Any) -> TensorDictBase:

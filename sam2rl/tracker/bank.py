@@ -103,6 +103,12 @@ class MemoryBank:
         frame = torch.where(self.recent.valid, self.recent.frame, torch.full_like(self.recent.frame, -2))
         return frame.argmax(dim=1)
 
+    def newer_count(self) -> torch.Tensor:
+        """[B, R] how many filled recent slots hold a newer frame than each slot (0: the newest);
+        SAM 2's temporal position of a recent memory is `num_maskmem - 1 - newer_count`."""
+        newer = (self.recent.frame[:, None, :] > self.recent.frame[:, :, None]) & self.recent.valid[:, None, :]
+        return newer.sum(dim=2)
+
     def slot_frames(self) -> torch.Tensor:
         """[B, A + R] frame held by each slot, anchors first, -1 where empty (memory timelines)."""
         frames = torch.cat([self.anchors.frame, self.recent.frame], dim=1)

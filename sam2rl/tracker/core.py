@@ -17,8 +17,7 @@ import hashlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +25,13 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import get_1d_sine_pe
 from sam2.sam2_video_predictor import SAM2VideoPredictorVOS
 from omegaconf import OmegaConf
-from tensordict import tensorclass
-
-from sam2rl.datasets import VideoSequence
 
 from sam2rl.tracker.bank import Memories, MemoryBank
 from sam2rl.tracker.features import FeatureCache, FrameFeatures, bfloat16_autocast
 from sam2rl.tracker.models import ModelError, ModelSpec, build_sam2_model, checkpoint_digest, model_config
+from sam2rl.tracker.prediction import Actor, Chooser, Prediction, Step
 
-__all__ = ["Prediction", "Step", "Tracker", "TrackerSettings", "resize_prompt_mask", "to_video_resolution"]
+__all__ = ["Tracker", "TrackerSettings"]
 
 _MEMORY_SEAM_SETTINGS = {"max_cond_frames_in_attn": -1, "memory_temporal_stride_for_eval": 1,
                          "only_obj_ptrs_in_the_past_for_eval": True}
@@ -58,52 +55,6 @@ class TrackerSettings:
     compile: bool = False
     """Run the per-frame modules under `torch.compile`, as sam2's `SAM2VideoPredictorVOS`
     (`Tracker.from_spec` builds that class); the first frames of each new shape compile."""
-
-
-@tensorclass
-class Prediction:
-    """What the tracker sees on frame t for B tracks, before any memory decision."""
-
-    low_res_masks: torch.Tensor  # [B, M, S/4, S/4] logits of the M multimask candidates
-    high_res_masks: torch.Tensor  # [B, M, S, S] the same, upsampled to the input size
-    ious: torch.Tensor  # [B, M] predicted IoU of each candidate
-    obj_ptrs: torch.Tensor  # [B, M, C] object pointer each candidate would give
-    object_score: torch.Tensor  # [B] object-presence logit (>0: present)
-    sam_choice: torch.Tensor  # [B] int64 candidate SAM 2 picks (highest predicted IoU)
-
-    def mask_logits(self, choice: torch.Tensor) -> torch.Tensor:
-        """[B, 1, S/4, S/4] low-res logits of the chosen candidates."""
-        rows = torch.arange(choice.shape[0], device=choice.device)
-        return self.low_res_masks[rows, choice].unsqueeze(1)
-
-
-Chooser = Callable[[Prediction, MemoryBank], torch.Tensor]
-Actor = Callable[[Prediction, Memories, MemoryBank], torch.Tensor]
-
-
-class Step(NamedTuple):
-    """Everything one tracked frame produced, for controllers, rewards and logs."""
-
-    prediction: Prediction
-    choice: torch.Tensor  # [B] candidate taken as the prediction
-    candidate: Memories  # [B] memory of this frame
-    action: torch.Tensor  # [B] what the bank did with it
-    bank: MemoryBank  # the bank after the action
-
-
-def resize_prompt_mask(mask: torch.Tensor, image_size: int) -> torch.Tensor:
-    """[B, H, W] bool -> [B, 1, S, S] float in {0, 1}, as `SAM2VideoPredictor.add_new_mask` does."""
-    mask = mask[:, None].float()
-    if mask.shape[-2:] == (image_size, image_size):
-        return mask
-    resized = F.interpolate(mask, size=(image_size, image_size), mode="bilinear",
-                            align_corners=False, antialias=True)
-    return (resized >= 0.5).float()
-
-
-def to_video_resolution(low_res_logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Upsample [B, 1, h, w] logits to the video size, as the predictor does for its outputs."""
-    return F.interpolate(low_res_logits, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def _keep_decoder_tokens(decoder: torch.nn.Module) -> None:
@@ -192,22 +143,6 @@ class Tracker:
         """Image features of [T, 3, S, S] frames."""
         return FeatureCache.build(self.model, frames, dtype=self.settings.feature_dtype, chunk=chunk,
                                   autocast=self.settings.autocast)
-
-    def video_features(self, video: VideoSequence, cache_dir: str | Path | None = None, chunk: int = 8) -> FeatureCache:
-        """Features of every frame of `video`, loaded lazily; reused from `cache_dir` when the
-        video bytes, model config, weights, input size, dtype and autocast all match."""
-        path = None
-        if cache_dir is not None and self.spec is not None:
-            key = FeatureCache.key(video.content_hash(), *self.identity.values(), str(self.settings.feature_dtype),
-                                   f"autocast={self.settings.autocast}")  # the encoder ran in bfloat16 or not
-            path = Path(cache_dir) / f"{video.name}-{key}.pt"
-            if path.is_file():
-                return FeatureCache.load(path, self.device)
-        cache = FeatureCache.build(self.model, lambda t: video.frame(t, self.image_size), video.num_frames,
-                                   dtype=self.settings.feature_dtype, chunk=chunk, autocast=self.settings.autocast)
-        if path is not None:
-            cache.save(path)
-        return cache
 
     def _autocast(self) -> AbstractContextManager:
         return bfloat16_autocast(self.device, self.settings.autocast)
@@ -344,8 +279,7 @@ class Tracker:
         num_anchor = bank.anchors.valid.shape[1]
         spatial = torch.cat([bank.anchors, bank.recent], dim=1)  # Memories [B, A + R]
         # temporal position: anchors 0; recent slots by recency, newest num_maskmem - 1
-        newer = (bank.recent.frame[:, None, :] > bank.recent.frame[:, :, None]) & bank.recent.valid[:, None, :]
-        recent_tpos = model.num_maskmem - 1 - newer.sum(dim=2)
+        recent_tpos = model.num_maskmem - 1 - bank.newer_count()
         tpos = torch.cat([torch.zeros_like(bank.anchors.frame), recent_tpos], dim=1)
         # sequence order as SAM 2's: anchors in slot order, then recent oldest first; invalid last
         slot_key = torch.cat([torch.arange(num_anchor, device=frame.device).expand(batch, -1), num_anchor + tpos[:, num_anchor:]], dim=1)
