@@ -19,8 +19,9 @@ from sam2rl.synth import (
     write_dataset,
 )
 from sam2rl.synth.cli import main as synth_main
-from sam2rl.synth.generator import _build_scene, _render_scene
 from sam2rl.synth.preview import contact_sheet
+from sam2rl.synth.render import render_scene as _render_scene
+from sam2rl.synth.scene import build_scene as _build_scene
 
 SEEDS = range(4)
 EVENTS = ("occluded", "distractor_near", "fast_motion", "appearance_change")

@@ -73,28 +73,17 @@ class Difficulty:
 
 
 #: The knobs the easy and hard presets set, as ``(easy, hard)``; medium is the
-#: :class:`Difficulty` defaults. One row a knob, so the presets read side by side.
+#: :class:`Difficulty` defaults. One line a topic, in the order of the class.
 _PRESET_KNOBS: dict[str, tuple[Any, Any]] = {
     "speed": ((0.008, 0.015), (0.015, 0.025)),
-    "num_distractors": ((1, 1), (2, 3)),
-    "distractor_passes": ((0, 1), (4, 6)),
-    "pass_distance": ((0.6, 0.9), (0.0, 0.5)),
-    "distractor_hue_jitter": (0.10, 0.02),
-    "distractor_size_jitter": (0.2, 0.08),
-    "distractor_front_prob": (0.3, 0.6),
-    "occlusions": ((0, 1), (2, 3)),
-    "occlusion_frames": ((2, 3), (4, 8)),
-    "jumps": ((0, 1), (2, 4)),
-    "jump_distance": ((0.12, 0.18), (0.25, 0.4)),
-    "appearance_changes": ((0, 1), (2, 3)),
-    "appearance_frames": ((12, 18), (6, 12)),
-    "hue_drift": (0.03, 0.15),
-    "scale_drift": (0.1, 0.4),
-    "rotation_drift": (0.5, 2.0),
-    "texture_drift": (0.15, 0.6),
-    "clutter_shapes": ((3, 6), (10, 16)),
-    "background_contrast": (0.08, 0.18),
-    "sensor_noise": (2, 4),
+    "num_distractors": ((1, 1), (2, 3)), "distractor_passes": ((0, 1), (4, 6)),
+    "pass_distance": ((0.6, 0.9), (0.0, 0.5)), "distractor_hue_jitter": (0.10, 0.02),
+    "distractor_size_jitter": (0.2, 0.08), "distractor_front_prob": (0.3, 0.6),
+    "occlusions": ((0, 1), (2, 3)), "occlusion_frames": ((2, 3), (4, 8)),
+    "jumps": ((0, 1), (2, 4)), "jump_distance": ((0.12, 0.18), (0.25, 0.4)),
+    "appearance_changes": ((0, 1), (2, 3)), "appearance_frames": ((12, 18), (6, 12)),
+    "hue_drift": (0.03, 0.15), "scale_drift": (0.1, 0.4), "rotation_drift": (0.5, 2.0), "texture_drift": (0.15, 0.6),
+    "clutter_shapes": ((3, 6), (10, 16)), "background_contrast": (0.08, 0.18), "sensor_noise": (2, 4),
 }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from sam2rl.synth.difficulty import Difficulty, draw_float
 from sam2rl.synth.primitives import unit_vector
 
-__all__ = ["Meeting", "distractor_path", "hermite", "target_path"]
+__all__ = ["Meeting", "distractor_path", "target_path"]
 
 #: Share of the target's velocity kept from one frame to the next (the rest is random steering).
 _MOMENTUM = 0.85
@@ -37,18 +37,18 @@ class Meeting(NamedTuple):
     velocity: np.ndarray
 
 
-def hermite(knot_times: np.ndarray, points: np.ndarray, tangents: np.ndarray, times: np.ndarray) -> np.ndarray:
+def _hermite(knot_times: np.ndarray, points: np.ndarray, tangents: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Cubic Hermite through ``(knot_times, points)`` with ``tangents`` (per unit time), evaluated at ``times``."""
-    i = np.clip(np.searchsorted(knot_times, times, side="right") - 1, 0, len(knot_times) - 2)
-    start, stop = knot_times[i], knot_times[i + 1]
+    segment = np.clip(np.searchsorted(knot_times, times, side="right") - 1, 0, len(knot_times) - 2)
+    start, stop = knot_times[segment], knot_times[segment + 1]
     span = stop - start
-    s = ((times - start) / span)[:, None]
-    s2, s3 = s * s, s * s * s
+    frac = ((times - start) / span)[:, None]  # position inside the segment, 0..1
+    frac2, frac3 = frac * frac, frac * frac * frac
     return (
-        (2 * s3 - 3 * s2 + 1) * points[i]
-        + (s3 - 2 * s2 + s) * span[:, None] * tangents[i]
-        + (-2 * s3 + 3 * s2) * points[i + 1]
-        + (s3 - s2) * span[:, None] * tangents[i + 1]
+        (2 * frac3 - 3 * frac2 + 1) * points[segment]
+        + (frac3 - 2 * frac2 + frac) * span[:, None] * tangents[segment]
+        + (-2 * frac3 + 3 * frac2) * points[segment + 1]
+        + (frac3 - frac2) * span[:, None] * tangents[segment + 1]
     )
 
 
@@ -128,11 +128,13 @@ class _Knots:
     tangents: list[np.ndarray | None] = field(default_factory=list)
 
     def append(self, time: float, point: np.ndarray, tangent: np.ndarray | None = None) -> None:
+        """Add a knot after the others."""
         self.times.append(time)
         self.points.append(point)
         self.tangents.append(tangent)
 
     def prepend(self, time: float, point: np.ndarray) -> None:
+        """Add a knot, with a Catmull-Rom tangent, before the others."""
         self.times.insert(0, time)
         self.points.insert(0, point)
         self.tangents.insert(0, None)
@@ -149,7 +151,7 @@ class _Knots:
             else:
                 before, after = max(i - 1, 0), min(i + 1, last)
                 tangents[i] = (points[after] - points[before]) / max(times[after] - times[before], 1e-9)
-        return hermite(times, points, tangents, np.arange(num_frames, dtype=np.float64))
+        return _hermite(times, points, tangents, np.arange(num_frames, dtype=np.float64))
 
 
 class _Waypoints:
@@ -213,6 +215,7 @@ def distractor_path(
 
 
 def _draw_distractor_path(waypoints: _Waypoints, meetings: list[Meeting], num_frames: int) -> np.ndarray:
+    """One candidate path: the meetings (or a start away from the target), then wandering to both ends."""
     knots = _meeting_knots(waypoints, meetings) if meetings else _start_knot(waypoints)
     _wander_from_frame_zero(knots, waypoints)
     _wander_to_the_end(knots, waypoints, num_frames)

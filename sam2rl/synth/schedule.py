@@ -14,7 +14,7 @@ import numpy as np
 
 from sam2rl.synth.difficulty import Difficulty, draw_count, draw_float, draw_int
 
-__all__ = ["Timeline", "draw_pass_frames", "draw_timeline", "place_windows"]
+__all__ = ["Timeline", "Window", "draw_pass_frames", "draw_timeline"]
 
 Window = tuple[int, int]  # frames [start, stop)
 
@@ -32,7 +32,7 @@ class Timeline:
     appearance_windows: list[Window]
 
 
-def place_windows(
+def _place_windows(
     rng: np.random.Generator, count: int, lengths: tuple[int, int], first: int, end: int, gap: int
 ) -> list[Window]:
     """Up to ``count`` windows inside ``[first, end)`` with ``gap`` free frames between them, sorted."""
@@ -54,11 +54,11 @@ def draw_timeline(rng: np.random.Generator, difficulty: Difficulty, num_frames: 
     """Occlusions after the prompt frames, jumps outside them, then appearance-change windows."""
     first = min(6, max(num_frames - 1, 1))
     num_occlusions = draw_count(rng, difficulty.occlusions, num_frames)
-    occlusion_windows = place_windows(rng, num_occlusions, difficulty.occlusion_frames, first, num_frames - 1, gap=4)
+    occlusion_windows = _place_windows(rng, num_occlusions, difficulty.occlusion_frames, first, num_frames - 1, gap=4)
     jump_frames = _draw_jump_frames(rng, difficulty, num_frames, occlusion_windows)
     jump_distances = [draw_float(rng, difficulty.jump_distance) * size for _ in jump_frames]
     num_changes = draw_count(rng, difficulty.appearance_changes, num_frames)
-    appearance_windows = place_windows(rng, num_changes, difficulty.appearance_frames, 2, num_frames, gap=1)
+    appearance_windows = _place_windows(rng, num_changes, difficulty.appearance_frames, 2, num_frames, gap=1)
     return Timeline(occlusion_windows, jump_frames, jump_distances, appearance_windows)
 
 
