@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-from sam2rl import run_cli
+from sam2rl.run_cli import main as run_main
 from sam2rl.errors import run_command
 from sam2rl.memory_reuse import reuse_freed_memory
 
@@ -28,7 +28,7 @@ def _sdk_command():
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"] and len(argv) > 1 and argv[1].endswith((".yaml", ".yml")):
-        return run_command(run_cli.main, argv[1:])
+        return run_command(run_main, argv[1:])
     sdk = _sdk_command()
     if sdk is not None:
         sys.argv = ["lightning", *argv]

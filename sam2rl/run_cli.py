@@ -1,20 +1,15 @@
-"""`sam2rl run RECIPE [key=value ...]`: run the job a recipe's `task` names."""
+"""`sam2rl run RECIPE [key=value ...]`: run the job a recipe's `task` names (`sam2rl.tasks`)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
-from sam2rl.recipe import RecipeError, load_recipe, read_recipe_file
+from sam2rl.lookup import import_dotted
+from sam2rl.schema.recipe import RecipeError, load_recipe, read_recipe_file
+from sam2rl.tasks import TASKS
 
-__all__ = ["TASKS", "main"]
-
-TASKS = {
-    "pretrain_tracker": ("sam2rl.pretrain.run", "PretrainRecipe"),
-    "overfit": ("sam2rl.agents.run", "AgentRecipe"),
-    "generalize": ("sam2rl.agents.run", "AgentRecipe"),
-}
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     task = read_recipe_file(args.recipe).get("task")
     if task not in TASKS:
         raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
-    module_name, schema_name = TASKS[task]
-    module = importlib.import_module(module_name)
-    recipe = load_recipe(args.recipe, getattr(module, schema_name), args.overrides)
-    module.run(recipe, args.recipe)
+    schema, runner = (import_dotted(path, RuntimeError) for path in TASKS[task])
+    recipe = load_recipe(args.recipe, schema, args.overrides)
+    runner(recipe, args.recipe)
     return 0

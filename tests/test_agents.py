@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -10,13 +11,15 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from sam2rl.agents import AgentCheckpointError, EncoderSettings, PPOModule, PPOSettings, load_agent, make_actor_critic
+from sam2rl.agents import AgentCheckpointError, AgentLayout, PPOModule, load_agent, make_actor_critic
 from sam2rl.cli import main as sam2rl
 from sam2rl.datasets import VideoDataset
-from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
+from sam2rl.envs import TOKEN_FEATURES, SAM2MemoryEnv
 from sam2rl.lightning_cli import main as lightning
 from sam2rl.rewards import REWARDS, CompositeReward, register_reward
+from sam2rl.schema.agent import EncoderSettings, EpisodeSettings, PPOSettings
 from sam2rl.tracker import ModelSpec, Tracker
+from sam2rl.tracker.bank import ActionLayout
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
@@ -174,6 +177,21 @@ def test_incomplete_agent_checkpoint_names_what_it_lacks(overfit_run: Path, tmp_
         load_agent(tmp_path / "cut.pt")
 
 
+def test_agent_layout_round_trips_and_old_flat_layouts_still_load(overfit_run: Path, tmp_path: Path) -> None:
+    saved = torch.load(overfit_run / "synth-medium-1000-000-1" / "agent.pt", weights_only=False)
+    assert saved["layout"]["actions"] == {"num_anchor": 1, "allow_discard": True, "allow_anchor": False}
+    layout = AgentLayout.from_saved(saved["layout"])
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
+    assert asdict(layout) == saved["layout"] and layout.token_dim == tracker.memory_shape[0] + len(TOKEN_FEATURES)
+    # checkpoints written before `AgentLayout` kept one flat dict
+    flat = {"token_dim": layout.token_dim, "global_dim": layout.global_dim, "num_recent": layout.num_recent,
+            **asdict(layout.actions)}
+    torch.save({**saved, "layout": flat}, tmp_path / "flat.pt")
+    agent = load_agent(tmp_path / "flat.pt")
+    assert agent.actions == layout.actions == ActionLayout(1, True, False)
+    assert all(torch.equal(saved["actor"][k], v) for k, v in agent.actor.state_dict().items())
+
+
 def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) -> None:
     assert lightning(["--help"]) == 0 and "lightning run RECIPE.yaml" in capsys.readouterr().out
     assert lightning(["run", str(RECIPE), "ppo.clip_epsilom=0.1"]) == 2
@@ -185,11 +203,11 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert lightning(["run", str(RECIPE), "imitation.teacher_options={marginn: 0.1}"]) == 2
     assert "imitation.teacher:" in (out := capsys.readouterr().err) and "marginn" in out
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "env.window=16"]) == 2
-    assert "ppo.self_imitation clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().err
+    assert "ppo.self_imitation: clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "trainer.devices=2"]) == 2
-    assert "ppo.self_imitation clones each process's own episodes" in capsys.readouterr().err
+    assert "ppo.self_imitation: clones each process's own episodes" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "task=generalise"]) == 2
-    assert "task: 'generalise' is not an agent task (overfit or generalize)" in capsys.readouterr().err
+    assert "task: must be one of 'overfit', 'generalize', got 'generalise'; did you mean 'generalize'?" in capsys.readouterr().err
 
 
 def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -205,7 +223,7 @@ def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.
     assert lightning(["run", str(RECIPE), "model.name=sam3"]) == 2
     assert "error: unknown SAM 2 model 'sam3'" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=100"]) == 2
-    assert "error: image_size must be a positive multiple of 32, got 100" in capsys.readouterr().err
+    assert "model.image_size: must be a positive multiple of 32, got 100" in capsys.readouterr().err
 
 
 def test_loaded_agent_drives_the_predictor(overfit_run: Path) -> None:

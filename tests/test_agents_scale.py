@@ -64,7 +64,7 @@ def test_killed_run_resumes_and_does_the_same_number_of_updates(tmp_path: Path) 
 
 def test_each_ddp_process_puts_its_tracker_on_its_own_gpu(monkeypatch) -> None:
     """The tracker is built before Lightning picks the process's GPU; `cuda` must mean that GPU."""
-    from sam2rl.agents.run import _process_device
+    from sam2rl.tasks.agent import _process_device
 
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     assert _process_device("cuda") == "cuda:0"

@@ -11,8 +11,9 @@ from torchrl.envs.utils import check_env_specs
 
 from sam2rl.agents.controller import ObservingController
 from sam2rl.datasets import Track, VideoDataset
-from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv
+from sam2rl.envs import SAM2MemoryEnv
 from sam2rl.rewards import CompositeReward
+from sam2rl.schema.agent import EpisodeSettings
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -28,8 +29,10 @@ def davis(blackswan_clip: Path) -> VideoDataset:
     return VideoDataset(blackswan_clip)
 
 
-def make_env(tracker: Tracker, videos, batch: int = 4, seed: int = 0, **episode) -> SAM2MemoryEnv:
-    return SAM2MemoryEnv(tracker, videos, batch, CompositeReward(["iou"]), EpisodeSettings(**episode), seed=seed)
+def make_env(tracker: Tracker, videos, batch: int = 4, seed: int = 0, track_reference: bool = False,
+             **episode) -> SAM2MemoryEnv:
+    return SAM2MemoryEnv(tracker, videos, batch, CompositeReward(["iou"]), EpisodeSettings(**episode), seed=seed,
+                         track_reference=track_reference)
 
 
 @pytest.mark.parametrize("episode", [{"window": 6}, {"window": None}, {"window": 5, "allow_discard": False}])

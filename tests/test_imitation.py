@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam2rl.agents import AgentController, EncoderSettings, make_actor_critic
-from sam2rl.agents.imitation import DemonstrationRecorder, ImitationSettings, imitate, record_demonstrations
+from sam2rl.agents import AgentController, make_actor_critic
+from sam2rl.agents.imitation import DemonstrationRecorder, imitate, record_demonstrations
 from sam2rl.controllers import Controller, OracleController, make_controller
 from sam2rl.datasets import VideoDataset
 from sam2rl.envs.observation import GLOBAL_FEATURES
 from sam2rl.controllers import PathwaySearch, track_video
+from sam2rl.schema.agent import EncoderSettings, ImitationSettings
 from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, video_features
+from sam2rl.tracker.bank import ActionLayout
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 TRACK = ("synth-medium-1000-000", 1)
@@ -100,4 +102,4 @@ def test_teachers_that_cannot_be_imitated_are_refused(setting) -> None:
     with pytest.raises(ValueError, match="'sam2long:3' searches whole videos"):
         DemonstrationRecorder(PathwaySearch(3))
     with pytest.raises(ValueError, match=r"teacher 'discard-everything' took actions \[0.*env.allow_discard"):
-        record_demonstrations(tracker, dataset, tracks, features, DiscardEverything(), allow_discard=False)
+        record_demonstrations(tracker, dataset, tracks, features, DiscardEverything(), ActionLayout(allow_discard=False))

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from sam2rl.cli import main as sam2rl
-from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
-from sam2rl.pretrain.losses import LossWeights, frame_losses
+from sam2rl.pretrain.data import SyntheticClips
+from sam2rl.pretrain.losses import frame_losses
+from sam2rl.schema.pretrain import CurriculumStage, LossWeights
 from sam2rl.tracker import ModelSpec, Prediction, build_sam2_model
 
 
@@ -77,8 +78,8 @@ def test_pretrain_recipe_runs_exports_and_resumes(tmp_path: Path) -> None:
     ("data.curriculum=[{until: null, difficulty: {hrad: 1.0}, clip_frames: 8}]",
      "data.curriculum[0].difficulty: unknown difficulty 'hrad'"),
     ("data.curriculum=[{until: null, difficulty: {easy: 1.0}, clip_frames: 1}]",
-     "data.curriculum[0].clip_frames must be >= 2"),
-    ("validation.every_steps=0", "validation.every_steps must be >= 1, got 0"),
+     "data.curriculum[0].clip_frames: must be a whole number >= 2, got 1"),
+    ("validation.every_steps=0", "validation.every_steps: must be a whole number >= 1, got 0"),
     ("resume=/nowhere/last.ckpt", "resume: checkpoint /nowhere/last.ckpt not found"),
     ("data.curriculum.0.until=100", "data.curriculum is a list; override it whole, e.g. 'data.curriculum=[...]'"),
 ])

@@ -15,12 +15,12 @@ from tensordict import TensorDict
 from sam2rl.rewards import (
     REWARDS,
     CompositeReward,
-    RewardConfig,
     RewardError,
     RewardTerm,
     register_reward,
     reward_needs,
 )
+from sam2rl.schema.agent import RewardConfig
 
 TESTS = Path(__file__).resolve().parent
 README = TESTS.parent / "README.md"

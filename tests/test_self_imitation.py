@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import torch
 from tensordict import TensorDict
 
-from sam2rl.agents import EncoderSettings, make_actor_critic
-from sam2rl.agents.imitation import ImitationSettings
+from sam2rl.agents import make_actor_critic
 from sam2rl.agents.selection import KeepBestGreedy
 from sam2rl.agents.self_imitation import BestEpisodes, SelfImitation
+from sam2rl.schema.agent import EncoderSettings, ImitationSettings
 
 TOKENS, TOKEN_DIM, ACTIONS = 8, 12, 8  # 1 anchor + 6 recent + candidate; R + 2 actions
 
@@ -62,18 +62,19 @@ def test_a_clone_of_the_best_episode_is_adopted_when_its_greedy_run_wins() -> No
         with torch.no_grad():
             return float((policy.get_dist(data[0].copy()).mode == best_actions).float().mean())
 
-    selection = KeepBestGreedy(agreement, every=1)
-    module = SimpleNamespace(actor=actor, last_rollout=data)
-    trainer = SimpleNamespace(current_epoch=0)
-    callback = SelfImitation(selection, ImitationSettings(steps=100, lr=3e-3, minibatch_size=8))
-    callback.on_train_batch_end(trainer, module, None, None, 0)
-    selection.offer(actor, 1, agreement(actor))  # the greedy check after iteration 1 the clone competes with
-    before = selection.history[-1][1]
+    self_imitation = SelfImitation(ImitationSettings(steps=100, lr=3e-3, minibatch_size=8))
+    selection = KeepBestGreedy(agreement, every=1, self_imitation=self_imitation)
+    logged: list[tuple[str, float]] = []
+    module = SimpleNamespace(actor=actor, last_rollout=data, log=lambda key, value: logged.append((key, value)))
+    trainer = SimpleNamespace(current_epoch=0, max_epochs=2)
+    before = agreement(actor)
     assert before < 1.0  # the FIFO prior does not take the episode's random actions
-    callback.on_train_epoch_end(trainer, module)
-    (tried,) = callback.history
+    selection.on_train_batch_end(trainer, module, None, None, 0)  # the selection hands it every rollout
+    selection.on_train_epoch_end(trainer, module)  # the greedy check after iteration 1, then the clone competes
+    assert selection.history[0] == (1, before) and logged == [("select/greedy_quality", before)]
+    (tried,) = self_imitation.history
     assert tried["adopted"] and tried["clone_quality"] == 1.0 and tried["decisions"] == steps
     assert agreement(module.actor) == 1.0  # PPO goes on from the clone...
     assert selection.best_score == 1.0 and selection.history[-1] == (1, 1.0)  # ...and the selection may keep it
-    callback.on_train_epoch_end(trainer, module)  # no better episode since: nothing new to try
-    assert len(callback.history) == 1
+    selection.on_train_epoch_end(trainer, module)  # no better episode since: nothing new to try
+    assert len(self_imitation.history) == 1

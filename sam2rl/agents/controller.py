@@ -10,11 +10,13 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from sam2rl.agents.checkpoint import read_agent_checkpoint
-from sam2rl.agents.networks import EncoderSettings, make_actor_critic, parameter_device
+from sam2rl.agents.networks import make_actor_critic, parameter_device
 from sam2rl.controllers import Controller, register_prefix
 from sam2rl.envs.observation import observe
 from sam2rl.datasets import Track, VideoSequence
+from sam2rl.schema.agent import EncoderSettings
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker.bank import ActionLayout
 
 __all__ = ["AgentController", "ObservingController", "PerTrackAgents", "load_agent"]
 
@@ -23,10 +25,9 @@ class ObservingController(Controller):
     """A controller that sees each frame as a policy sees it in training (`observe`), so what a
     trained agent acts on and what a teacher's demonstrations record are the same features."""
 
-    def __init__(self, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1):
-        self.allow_discard = allow_discard
-        self.allow_anchor = allow_anchor
-        self.max_anchors = num_anchor  # the observation layout a policy was trained on
+    def __init__(self, actions: ActionLayout = ActionLayout()):
+        self.actions = actions  # the bank and legal actions a policy was trained on
+        self.max_anchors = actions.num_anchor
         self._start: torch.Tensor | None = None
         self._end: torch.Tensor | None = None
 
@@ -37,7 +38,7 @@ class ObservingController(Controller):
         """tokens, global, fifo_action, action_mask: the environment's observation of this frame."""
         if self._start is None:
             raise RuntimeError(f"{type(self).__name__}: begin_episode() must be called before act()")
-        mask = bank.action_mask(self.allow_discard, self.allow_anchor)
+        mask = self.actions.mask(bank)
         return observe(bank, candidate, prediction, candidate.frame, self._start, self._end, mask)
 
 
@@ -49,9 +50,8 @@ class AgentController(ObservingController):
 
     name = "agent"
 
-    def __init__(self, actor: torch.nn.Module, allow_discard: bool = True, allow_anchor: bool = False,
-                 num_anchor: int = 1):
-        super().__init__(allow_discard, allow_anchor, num_anchor)
+    def __init__(self, actor: torch.nn.Module, actions: ActionLayout = ActionLayout()):
+        super().__init__(actions)
         self.actor = actor
 
     @torch.no_grad()
@@ -70,10 +70,10 @@ def load_agent(path: str | Path, tracker: Tracker | None = None, force: bool = F
     """Load a trained agent; with `tracker`, refuse one trained on another SAM 2 unless `force`."""
     payload = read_agent_checkpoint(path, None if tracker is None else tracker.identity, force)
     layout = payload["layout"]
-    actor, _ = make_actor_critic(layout["token_dim"], layout["global_dim"], layout["num_anchor"],
-                                 layout["num_recent"], EncoderSettings(**payload["encoder"]))
+    actor, _ = make_actor_critic(layout.token_dim, layout.global_dim, layout.actions.num_anchor, layout.num_recent,
+                                 EncoderSettings(**payload["encoder"]))
     actor.load_state_dict(payload["actor"])
-    controller = AgentController(actor, layout["allow_discard"], layout["allow_anchor"], layout["num_anchor"])
+    controller = AgentController(actor, layout.actions)
     controller.name = f"agent:{Path(path).name}"
     return controller
 

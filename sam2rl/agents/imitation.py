@@ -13,8 +13,6 @@ trained on (whose ground truth PPO's reward reads anyway), for a generalist its 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from tensordict import TensorDict
@@ -24,36 +22,12 @@ from sam2rl.agents.networks import parameter_device
 from sam2rl.controllers import Controller
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.controllers import track_video
+from sam2rl.schema.agent import ImitationSettings
+from sam2rl.schema.recipe import check_recipe
 from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker.bank import ActionLayout
 
-__all__ = ["DemonstrationRecorder", "ImitationSettings", "check_teacher", "imitate", "record_demonstrations"]
-
-
-@dataclass
-class ImitationSettings:
-    teacher: str | None = None
-    """Controller to imitate before PPO (a `sam2rl eval` name, e.g. "oracle"); None: no warm start."""
-    teacher_options: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the teacher, e.g. {margin: 0.02} for the oracle."""
-    steps: int = 300
-    """Gradient steps (minibatches drawn in shuffled passes over the demonstrations), so one video's
-    40-odd decisions get as many updates as a whole training split's."""
-    lr: float = 1e-3
-    minibatch_size: int = 64
-    rounds: int = 1
-    """DAgger rounds: after the first clone, the clone drives the tracker on the training tracks, the
-    teacher labels every frame it visits, and the policy is cloned again on all labels so far, so it
-    also knows what to do off the teacher's own trajectory."""
-    improve_rounds: int = 0
-    """Rounds of policy iteration by rollouts after the clone: the oracle scores every action at
-    every frame by following the current policy to the end of the video (`OracleController` with
-    `lookahead=None` and the policy as `continuation`), and the policy is cloned from that run,
-    which is at least as good as the policy's own (expert iteration with an exact, if costly,
-    expert). Stops early once the policy agrees with it everywhere."""
-    label_smoothing: float = 0.0
-    """Share of the target spread over all legal actions: the clone still takes the teacher's action
-    greedily but keeps sampling others, so PPO after it still explores (0.3 with 8 actions gives
-    the teacher's action about the probability `agent.fifo_prior` 3 gives FIFO's)."""
+__all__ = ["DemonstrationRecorder", "check_teacher", "imitate", "record_demonstrations"]
 
 
 def check_teacher(teacher: Controller) -> None:
@@ -67,10 +41,9 @@ class DemonstrationRecorder(ObservingController):
     """Keeps each frame's observation with `teacher`'s action; the tracker follows the teacher, or
     `student` when given (DAgger: the teacher labels the states the student visits)."""
 
-    def __init__(self, teacher: Controller, allow_discard: bool = True, allow_anchor: bool = False, num_anchor: int = 1,
-                 student: Controller | None = None):
+    def __init__(self, teacher: Controller, actions: ActionLayout = ActionLayout(), student: Controller | None = None):
         check_teacher(teacher)
-        super().__init__(allow_discard, allow_anchor, num_anchor)
+        super().__init__(actions)
         self.teacher = teacher
         self.student = student
         self.name = f"demonstrations of {teacher.name}"
@@ -107,12 +80,14 @@ class DemonstrationRecorder(ObservingController):
 
 
 def record_demonstrations(tracker: Tracker, dataset: VideoDataset, tracks: Sequence[Track],
-                          features: Mapping[str, FeatureCache], teacher: Controller, allow_discard: bool = True,
-                          allow_anchor: bool = False, student: Controller | None = None) -> TensorDict:
+                          features: Mapping[str, FeatureCache], teacher: Controller,
+                          actions: ActionLayout | None = None, student: Controller | None = None) -> TensorDict:
     """[N] observations (`tokens`, `global`, `fifo_action`, `action_mask`) and the teacher's `action`,
     one row per decision on `tracks` (each tracked from its prompt frame to the end of its video,
-    by the teacher, or by `student` with the teacher's labels)."""
-    recorder = DemonstrationRecorder(teacher, allow_discard, allow_anchor, tracker.settings.max_anchors, student)
+    by the teacher, or by `student` with the teacher's labels). `actions`: the legal ones (default:
+    `tracker`'s anchors, discarding allowed, no anchors added)."""
+    actions = ActionLayout(tracker.settings.max_anchors) if actions is None else actions
+    recorder = DemonstrationRecorder(teacher, actions, student)
     for name in sorted({t.sequence for t in tracks}):
         video, chosen = dataset[name], [t for t in tracks if t.sequence == name]
         recorder.bind_video(tracker, video, chosen, features[name])
@@ -130,10 +105,7 @@ def imitate(actor: torch.nn.Module, demonstrations: TensorDict, settings: Imitat
     greedy policy agrees with the teacher, overall and where the teacher departs from FIFO, before
     and after.
     """
-    if settings.steps < 1 or settings.minibatch_size < 1:
-        raise ValueError(f"imitation: steps and minibatch_size must be >= 1, got {settings.steps}, {settings.minibatch_size}")
-    if not 0 <= settings.label_smoothing < 1:
-        raise ValueError(f"imitation: label_smoothing must be in [0, 1), got {settings.label_smoothing}")
+    check_recipe(settings, "imitation settings")  # the section's ranges (a RecipeError is a ValueError)
     generator = torch.Generator().manual_seed(seed)
     demonstrations = demonstrations.to(parameter_device(actor))  # recorded on the CPU
     optimiser = torch.optim.Adam(actor.parameters(), lr=settings.lr)

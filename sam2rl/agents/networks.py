@@ -7,26 +7,14 @@ self-attention across tokens, so a decision sees the whole bank.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import MaskedCategorical, ProbabilisticActor, ValueOperator
 
-__all__ = ["EncoderSettings", "SlotEncoder", "make_actor_critic", "parameter_device"]
+from sam2rl.schema.agent import EncoderSettings
 
-
-@dataclass
-class EncoderSettings:
-    """Size of the policy's and critic's slot encoder (recipe section `agent`)."""
-    width: int = 64
-    layers: int = 2
-    heads: int = 4
-    fifo_prior: float = 0.0
-    """Initial weight of SAM 2's own action in the policy's logits (learned from there): 0 starts
-    from a uniform policy; 3 starts near FIFO (e^3 : 1 for SAM 2's choice), so training explores
-    deviations from SAM 2's rule instead of rediscovering it."""
+__all__ = ["SlotEncoder", "make_actor_critic", "parameter_device"]
 
 
 class SlotEncoder(nn.Module):

@@ -11,7 +11,6 @@ does exactly the remaining iterations.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -22,30 +21,9 @@ from torchrl.modules import ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-__all__ = ["PPOModule", "PPOSettings"]
+from sam2rl.schema.agent import PPOSettings
 
-
-@dataclass
-class PPOSettings:
-    """PPO's collection and update settings (recipe section `ppo`)."""
-    rollout_steps: int = 16  # environment steps per iteration; x env batch = transitions
-    epochs: int = 4
-    minibatch_size: int = 64
-    gamma: float = 0.9
-    lmbda: float = 0.95
-    clip_epsilon: float = 0.2
-    entropy_coeff: float = 0.01
-    critic_coeff: float = 0.5
-    lr: float = 3e-4
-    lr_final_ratio: float = 0.1  # linear decay to lr * this over the run
-    grad_clip: float = 1.0
-    critic_warmup: int = 0
-    """First iterations in which only the critic learns: a warm-started actor (`imitation`) is not
-    pushed around by advantages from a critic that has not seen its returns yet."""
-    self_imitation: bool = False
-    """At each greedy check, clone the best whole episode sampled so far on each track (with the
-    `imitation` section's steps and lr) and go on from the clone when its greedy run scores higher
-    (`sam2rl.agents.self_imitation`; episodes must be whole tracks: `env.window: null`)."""
+__all__ = ["PPOModule"]
 
 
 class PPOModule(L.LightningModule):

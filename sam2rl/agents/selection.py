@@ -6,6 +6,9 @@ SAM 2's own rule on its own video is a failure we can see coming. So every few i
 greedy policy tracks the training tracks (never held-out ones) and the best weights are restored
 when training ends. With `agent.fifo_prior` the policy before the first update is close to FIFO,
 so that check makes the kept agent at least about as good as FIFO on the tracks it trained on.
+
+Other candidates compete at the same checks (`SelfImitation`'s clones): this callback owns them, so
+each is tried right after the check it must beat, whatever order Lightning runs callbacks in.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from sam2rl.agents.ppo import PPOModule
+from sam2rl.agents.self_imitation import SelfImitation
 
 __all__ = ["KeepBestGreedy"]
 
@@ -26,15 +30,19 @@ class KeepBestGreedy(Callback):
     """Score the actor with `score(actor) -> float` (higher is better) before the first iteration, every
     `every` iterations and after the last; restore the best-scoring weights when `fit` ends.
 
+    With `self_imitation`, it sees every rollout, and after each check its clone of the best episodes
+    competes with the actor just scored: PPO goes on from the clone when it scores higher.
     `history` holds (iterations done, score); the state travels in Lightning checkpoints, so a
     resumed run keeps the best of the whole run.
     """
 
-    def __init__(self, score: Callable[[torch.nn.Module], float], every: int):
+    def __init__(self, score: Callable[[torch.nn.Module], float], every: int,
+                 self_imitation: SelfImitation | None = None):
         if every < 1:
             raise ValueError(f"KeepBestGreedy: every must be >= 1, got {every}")
         self.score = score
         self.every = every
+        self.self_imitation = self_imitation
         self.history: list[tuple[int, float]] = []
         self.best_iteration = -1
         self.best_score = float("-inf")
@@ -55,11 +63,22 @@ class KeepBestGreedy(Callback):
         if not self.history:
             self._check(module, 0)
 
+    def on_train_batch_end(self, trainer: L.Trainer, module: PPOModule, outputs: object, batch: object,
+                           batch_idx: int) -> None:
+        if self.self_imitation is not None and module.last_rollout is not None:
+            self.self_imitation.add(module.last_rollout)
+
     def on_train_epoch_end(self, trainer: L.Trainer, module: PPOModule) -> None:
         done = trainer.current_epoch + 1
         if done % self.every == 0 or done == trainer.max_epochs:
             self._check(module, done)
             module.log("select/greedy_quality", self.history[-1][1])
+            if self.self_imitation is not None:
+                won = self.self_imitation.challenge(module.actor, done, self.score, self.history[-1][1])
+                if won is not None:  # PPO goes on from the clone, which may be kept
+                    clone, value = won
+                    module.actor.load_state_dict(clone.state_dict())
+                    self.offer(module.actor, done, value)
 
     def on_fit_end(self, trainer: L.Trainer, module: PPOModule) -> None:
         # not on_train_end: Lightning skips that when it resumes from a checkpoint of the last iteration

@@ -12,15 +12,13 @@ Learning", with the single best return per track in place of a replay buffer.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from tensordict import TensorDict, TensorDictBase
 
-from sam2rl.agents.imitation import ImitationSettings, imitate
-from sam2rl.agents.ppo import PPOModule
-from sam2rl.agents.selection import KeepBestGreedy
+from sam2rl.agents.imitation import imitate
+from sam2rl.schema.agent import ImitationSettings
 
 __all__ = ["BestEpisodes", "SelfImitation"]
 
@@ -72,40 +70,38 @@ class BestEpisodes:
         return torch.cat([self.best[track][1] for track in sorted(self.best)])
 
 
-class SelfImitation(Callback):
-    """At each of `selection`'s greedy checks, clone `BestEpisodes` into a copy of the actor; when the
-    copy's greedy score beats the actor's, PPO continues from the copy and `selection` may keep it.
+class SelfImitation:
+    """Clones `BestEpisodes` into a copy of the actor to compete with it; `KeepBestGreedy` feeds it
+    every rollout (`add`) and, right after each greedy check, asks for a challenger (`challenge`).
 
     Only whole-track episodes make sense to clone (the environment's episodes must cover each track
     from its prompt frame to its end). `history` holds one entry per clone tried; the best episodes
     are not kept in checkpoints, so a resumed run starts collecting them anew.
     """
 
-    def __init__(self, selection: KeepBestGreedy, settings: ImitationSettings, seed: int = 0):
-        self.selection = selection
+    def __init__(self, settings: ImitationSettings, seed: int = 0):
         self.settings = settings
         self.seed = seed
         self.episodes = BestEpisodes()
         self.history: list[dict[str, float | int | bool]] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: PPOModule, outputs: object, batch: object,
-                           batch_idx: int) -> None:
-        if module.last_rollout is not None:
-            self.episodes.add(module.last_rollout)
+    def add(self, rollout: TensorDictBase) -> None:
+        """A rollout PPO just collected (`BestEpisodes.add`)."""
+        self.episodes.add(rollout)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, module: PPOModule) -> None:
-        done = trainer.current_epoch + 1
-        checked = self.selection.history and self.selection.history[-1][0] == done
-        if not checked or not self.episodes.updated:
-            return
+    def challenge(self, actor: torch.nn.Module, iteration: int, score: Callable[[torch.nn.Module], float],
+                  to_beat: float) -> tuple[torch.nn.Module, float] | None:
+        """A clone of the best episodes so far into a copy of `actor`, with its `score`, when it beats
+        `to_beat` (the actor's score at this check); None when it does not, or when no better episode
+        came since the last try."""
+        if not self.episodes.updated:
+            return None
         demonstrations = self.episodes.demonstrations()
-        clone = copy.deepcopy(module.actor)
-        report = imitate(clone, demonstrations, self.settings, self.seed + done)
-        value = float(self.selection.score(clone))
-        adopted = value > self.selection.history[-1][1]
-        if adopted:
-            module.actor.load_state_dict(clone.state_dict())
-            self.selection.offer(module.actor, done, value)
-        self.history.append({"iteration": done, "clone_quality": value, "adopted": adopted,
+        clone = copy.deepcopy(actor)
+        report = imitate(clone, demonstrations, self.settings, self.seed + iteration)
+        value = float(score(clone))
+        adopted = value > to_beat
+        self.history.append({"iteration": iteration, "clone_quality": value, "adopted": adopted,
                              "decisions": demonstrations.batch_size[0],
                              "agreement": report["agreement_after"]["all"]})
+        return (clone, value) if adopted else None

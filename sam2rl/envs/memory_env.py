@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -11,32 +10,20 @@ from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from sam2rl.datasets import Track, VideoSequence
-from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe
+from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe, token_dim
 from sam2rl.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
+from sam2rl.schema.agent import EpisodeSettings
 from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, ground_truth_masks, rollout, video_features
+from sam2rl.tracker.bank import ActionLayout
 
-__all__ = ["EpisodeSettings", "SAM2MemoryEnv", "TOKEN_FEATURES", "has_decisions"]
+__all__ = ["SAM2MemoryEnv", "TOKEN_FEATURES", "has_decisions"]
 
 
 def has_decisions(track: Track, num_frames: int) -> bool:
     """Whether an episode on `track` (in a video of `num_frames`) has a decision to make: it needs
     the prompt frame, one frame whose memory is decided on, and one frame that rewards it."""
     return num_frames - track.prompt_frame >= 3
-
-
-@dataclass
-class EpisodeSettings:
-    """Which part of which track an episode covers, and which actions are legal."""
-
-    window: int | None = None
-    """Frames per episode (random start); None: the whole video from the prompt frame."""
-    allow_discard: bool = True
-    allow_anchor: bool = False
-    """Adding anchors needs `TrackerSettings(max_anchors > 1)`."""
-    track_reference: bool = False
-    """Also report the IoU SAM 2's FIFO rule gets on the same frame (`info/fifo_iou`), for logging
-    the gain over FIFO; its run is computed once per (track, start frame) and cached."""
 
 
 class _Track:
@@ -84,12 +71,16 @@ class SAM2MemoryEnv(EnvBase):
     """
 
     def __init__(self, tracker: Tracker, videos: Sequence[VideoSequence], batch_size: int,
-                 reward: CompositeReward, episode: EpisodeSettings = EpisodeSettings(),
+                 reward: CompositeReward, episode: EpisodeSettings | None = None,
                  tracks: Sequence[Track] | None = None, features: Sequence[FeatureCache] | None = None,
-                 feature_cache_dir: str | None = None, seed: int = 0):
+                 feature_cache_dir: str | None = None, seed: int = 0, track_reference: bool = False):
         super().__init__(device=tracker.device, batch_size=torch.Size([batch_size]))
         self.tracker = tracker
-        self.episode = episode
+        self.episode = episode = episode or EpisodeSettings()
+        self.actions = ActionLayout(tracker.settings.max_anchors, episode.allow_discard, episode.allow_anchor)
+        self.track_reference = track_reference
+        """Also report the IoU SAM 2's FIFO rule gets on the same frame (`info/fifo_iou`), for logging
+        the gain over FIFO; its run is computed once per (track, start frame) and cached."""
         self.reward = reward
         caches = list(features) if features is not None else [
             video_features(tracker, v, cache_dir=feature_cache_dir) for v in videos]
@@ -118,7 +109,7 @@ class SAM2MemoryEnv(EnvBase):
         self._gt_all = torch.cat([t.gt for t in self.tracks]).to(self.device)  # [sum T, S, S]
         self._gt_offset = torch.cumsum(self._track_length, 0) - self._track_length
         self._references: dict[tuple[int, int], torch.Tensor] = {}  # FIFO's IoU per frame, per (track, start)
-        self._needs_reference = "reference_iou" in reward.needs or episode.track_reference
+        self._needs_reference = "reference_iou" in reward.needs or track_reference
         # each episode's reference run, indexed by frame - start (filled at reset, read per step)
         self._episode_reference = torch.zeros(batch_size, int(self._track_length.max()), device=self.device)
         self.rng = torch.Generator().manual_seed(seed)
@@ -138,13 +129,13 @@ class SAM2MemoryEnv(EnvBase):
         batch = self.batch_size[0]
         bank = self.tracker.new_bank(1)
         self.num_tokens = bank.anchors.valid.shape[1] + bank.num_recent + 1
-        self.token_dim = self.tracker.memory_shape[0] + len(TOKEN_FEATURES)
+        self.token_dim = token_dim(self.tracker)
         n_actions = bank.num_actions
         info = Composite(iou=Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device),
                          frame=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
                          track=Unbounded(shape=(batch, 1), dtype=torch.long, device=self.device),
                          shape=(batch,), device=self.device)
-        if self.episode.track_reference:
+        if self.track_reference:
             info["fifo_iou"] = Bounded(low=0.0, high=1.0, shape=(batch, 1), device=self.device)
         info["reward_terms"] = Composite({label: Unbounded(shape=(batch, 1), device=self.device) for label in self.reward.weights},
                                          shape=(batch,), device=self.device)
@@ -303,7 +294,7 @@ class SAM2MemoryEnv(EnvBase):
         info = {"iou": (ones if iou is None else iou)[:, None].float(), "frame": self._frame[:, None].clone(),
                 "track": self._track[:, None].clone(),
                 "reward_terms": {label: value[:, None].float() for label, value in terms.items()}}
-        if self.episode.track_reference:
+        if self.track_reference:
             info["fifo_iou"] = (ones if fifo_iou is None else fifo_iou)[:, None].float()
         return TensorDict(info, batch_size=self.batch_size)
 
@@ -314,7 +305,7 @@ class SAM2MemoryEnv(EnvBase):
     # -- observations --------------------------------------------------------------------------
 
     def _action_mask(self) -> torch.Tensor:
-        return self._bank.action_mask(self.episode.allow_discard, self.episode.allow_anchor)
+        return self.actions.mask(self._bank)
 
     def _observe(self, iou: torch.Tensor | None, fifo_iou: torch.Tensor | None = None,
                  terms: dict[str, torch.Tensor] | None = None) -> TensorDictBase:

@@ -10,14 +10,20 @@ import torch
 import torch.nn.functional as F
 from tensordict import TensorDict
 
-from sam2rl.tracker import Memories, MemoryBank, Prediction
+from sam2rl.tracker import Memories, MemoryBank, Prediction, Tracker
 
-__all__ = ["GLOBAL_FEATURES", "TOKEN_FEATURES", "observe"]
+__all__ = ["GLOBAL_FEATURES", "TOKEN_FEATURES", "observe", "token_dim"]
 
 TOKEN_FEATURES = ("object_score", "predicted_iou", "area_vs_prompt", "age", "similarity", "valid",
                   "is_anchor", "is_recent", "is_candidate", "recency")
 """Scalars of each token, after the pooled memory features."""
 GLOBAL_FEATURES = ("progress", "bank_fill", "object_score", "predicted_iou")
+
+
+def token_dim(tracker: Tracker) -> int:
+    """Length of each token for `tracker`: its pooled memory features (`memory_shape[0]` channels),
+    then `TOKEN_FEATURES`."""
+    return tracker.memory_shape[0] + len(TOKEN_FEATURES)
 
 
 def observe(bank: MemoryBank, candidate: Memories, prediction: Prediction, frame: torch.Tensor, start: torch.Tensor,

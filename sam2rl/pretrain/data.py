@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,22 +11,14 @@ from PIL import Image
 from sam2.utils.misc import _load_img_as_tensor
 
 from sam2rl.datasets.vos import normalize_image
+from sam2rl.schema.pretrain import CurriculumStage
 from sam2rl.synth import generate_video
 
-__all__ = ["CurriculumStage", "SyntheticClips", "TRAIN_SEED_BASE"]
+__all__ = ["SyntheticClips", "TRAIN_SEED_BASE"]
 
 TRAIN_SEED_BASE = 1 << 40
 """Training videos use seeds from here on; `sam2rl synth --seed S` (S < 10^7) never reaches them,
 so evaluation on synth datasets is always on videos never seen in training."""
-
-
-@dataclass
-class CurriculumStage:
-    """Until global step `until` (None: forever), draw difficulties with these weights."""
-
-    until: int | None = None
-    difficulty: dict[str, float] | None = None
-    clip_frames: int = 8
 
 
 class SyntheticClips(torch.utils.data.IterableDataset):

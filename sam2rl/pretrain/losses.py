@@ -3,26 +3,13 @@ L1 on every candidate's predicted IoU, BCE on object presence (sam2 `training/lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from sam2rl.schema.pretrain import LossWeights
 from sam2rl.tracker import Prediction
 
-__all__ = ["LossWeights", "frame_losses"]
-
-
-@dataclass
-class LossWeights:
-    """SAM 2.1's weights (`loss_mask` 20, `loss_dice` 1, `loss_iou` 1, `loss_class` 1)."""
-
-    focal: float = 20.0
-    dice: float = 1.0
-    iou: float = 1.0
-    object_score: float = 1.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
+__all__ = ["frame_losses"]
 
 
 def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:

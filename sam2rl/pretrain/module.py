@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightning as L
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
-from sam2rl.pretrain.losses import LossWeights, frame_losses
+from sam2rl.pretrain.losses import frame_losses
+from sam2rl.schema.pretrain import LossWeights, OptimSettings
 from sam2rl.tracker import FeatureCache, Tracker, TrackerSettings, rollout
 
-__all__ = ["OptimSettings", "TrackerPretraining"]
-
-
-@dataclass
-class OptimSettings:
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
+__all__ = ["TrackerPretraining"]
 
 
 class TrackerPretraining(L.LightningModule):

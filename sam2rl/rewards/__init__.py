@@ -37,7 +37,7 @@ key                dtype, shape     meaning
                                     frame of the same track; present when a configured term
                                     needs it (``"reference_iou" in reward.needs``) or the
                                     environment tracks the reference for logging
-                                    (``EpisodeSettings.track_reference``, as the recipes do); the
+                                    (``SAM2MemoryEnv(track_reference=True)``, as the recipes do); the
                                     environment computes and caches the reference runs
 =================  ===============  ===========================================================
 
@@ -53,14 +53,13 @@ output shape, NaN/inf, missing keys) are :class:`RewardError` and name the term.
 """
 
 from sam2rl.rewards import builtin  # noqa: F401  (registers the built-in terms)
-from sam2rl.rewards.composite import CompositeReward, RewardConfig, RewardTerm, TermSpec, reward_needs
+from sam2rl.rewards.composite import CompositeReward, RewardTerm, TermSpec, reward_needs
 from sam2rl.rewards.registry import OPTIONAL_KEYS, REWARDS, RewardError, RewardFn, import_reward, register_reward
 
 __all__ = [
     "OPTIONAL_KEYS",
     "REWARDS",
     "CompositeReward",
-    "RewardConfig",
     "RewardError",
     "RewardFn",
     "RewardTerm",

@@ -6,7 +6,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor
 
-from sam2rl import metrics
+import sam2rl.metrics as metrics
 from sam2rl.rewards.registry import register_reward
 
 __all__ = ["delta_vs_reference", "iou", "j_and_f", "memory_churn", "presence"]

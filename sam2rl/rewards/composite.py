@@ -20,8 +20,9 @@ from torch import Tensor
 
 from sam2rl.lookup import check_options, did_you_mean
 from sam2rl.rewards.registry import REWARDS, RewardError, RewardFn, check_td, import_reward, needs_of
+from sam2rl.schema.agent import RewardConfig
 
-__all__ = ["CompositeReward", "RewardConfig", "RewardTerm", "TermSpec", "reward_needs"]
+__all__ = ["CompositeReward", "RewardTerm", "TermSpec", "reward_needs"]
 
 _TERM_KEYS = ("name", "_target_", "target", "weight", "kwargs")
 
@@ -36,7 +37,7 @@ class RewardTerm:
     an ``OmegaConf.structured(RewardTerm)`` node calls its key. (OmegaConf 2.3.1 does accept a
     ``_target_`` dataclass field, contrary to common belief, but a recipe section typed
     ``list[RewardTerm]`` would then reject the bare-string form ``- iou``; recipes should type
-    the list as :class:`RewardConfig` does, ``list[Any]``, and let :class:`CompositeReward`
+    the list as `sam2rl.schema.agent.RewardConfig` does, ``list[Any]``, and let :class:`CompositeReward`
     validate each entry.)
     """
 
@@ -108,18 +109,6 @@ class RewardTerm:
 
 
 TermSpec = Union[str, Mapping[str, Any], DictConfig, RewardTerm]
-
-
-@dataclass
-class RewardConfig:
-    """The ``reward:`` section of a recipe, for typed (``OmegaConf.structured``) schemas.
-
-    ``terms`` is ``list[Any]`` on purpose: entries may be bare names, ``{name: ...}`` or
-    ``{_target_: ...}`` mappings, which a ``list[RewardTerm]`` type would not all accept;
-    :class:`CompositeReward` validates every entry, with errors naming the term.
-    """
-
-    terms: list[Any] = field(default_factory=lambda: [{"name": "iou", "weight": 1.0}])
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 from sam2rl.lookup import did_you_mean
 
-__all__ = ["RULE", "Rule", "accelerator", "choice", "custom", "flag", "folder", "fraction", "items", "number",
-           "options", "output_file", "pattern", "precision", "strategy", "text", "texts", "whole"]
+__all__ = ["RULE", "Problems", "Rule", "accelerator", "choice", "custom", "flag", "folder", "items",
+           "number", "options", "output_file", "pattern", "precision", "section", "strategy", "text", "texts", "whole"]
 
 RULE = "sam2rl.rule"
 """The `field.metadata` key of a field's `Rule`."""
@@ -94,9 +94,10 @@ def number(default: float | None, *, low: float | None = None, high: float | Non
     return _field(default, check)
 
 
-def fraction(default: float, *, below_one: bool = False) -> Any:
-    """A share or probability: a finite number in [0, 1] (or [0, 1))."""
-    return number(default, low=0.0, high=1.0, high_open=below_one)
+def section(cls: type, check: Callable[[Any], Problems] | None = None) -> Any:
+    """A recipe section: a dataclass whose fields have their own rules; `check(section)` for rules
+    across its fields, yielding (".field", what is wrong), asked only when each field is in range."""
+    return _field(cls, check or (lambda value: iter(())))
 
 
 def flag(default: bool) -> Any:
@@ -141,14 +142,12 @@ def choice(default: Any, values: Sequence[Any] | Callable[[], Sequence[Any]]) ->
     return _field(default, lambda value: _choices(values() if callable(values) else values, value))
 
 
-def texts(default: Callable[[], list[str]] | None, *, min_items: int = 0, regex: str | None = None,
+def texts(default: Callable[[], list[str]] | None, *, regex: str | None = None,
           must: str = "a non-empty string") -> Any:
     """A list of strings, each non-empty (and matching `regex` whole, described by `must`)."""
     compiled = re.compile(regex or r".*\S.*", re.DOTALL)
 
     def check(value: Any) -> Problems:
-        if len(value) < min_items:
-            yield "", f"must list at least {min_items}, got none"
         for i, item in enumerate(value):
             if not isinstance(item, str) or not compiled.fullmatch(item):
                 yield f"[{i}]", f"must be {must}, got {item!r}"
@@ -156,14 +155,14 @@ def texts(default: Callable[[], list[str]] | None, *, min_items: int = 0, regex:
     return _field(default, check)
 
 
-def items(default: Callable[[], list[Any]], *, min_items: int = 1,
+def items(default: Callable[[], list[Any]], what: str, *,
           check: Callable[[list[Any]], Problems] | None = None) -> Any:
-    """A list (of sections, which are checked field by field, or of entries a component checks):
-    at least `min_items`, and `check(list)` for rules across the entries."""
+    """A non-empty list of `what` (sections, which are checked field by field, or entries a component
+    checks when it is built), and `check(list)` for rules across the entries."""
 
     def check_list(value: Any) -> Problems:
-        if len(value) < min_items:
-            yield "", f"must list at least {min_items}, got {len(value)}"
+        if not value:
+            yield "", f"must list at least one {what}, got none"
         if check is not None:
             yield from check(value)
 

@@ -47,25 +47,32 @@ def _closest(key: str, valid: list[str]) -> str:
         return did_you_mean(key, valid)
     leaves = {path.rsplit(".", 1)[-1]: path for path in valid}
     hint = did_you_mean(key, leaves)
-    return hint and f"; did you mean {leaves[hint[len('; did you mean '):-2].strip(chr(39))]!r}?"
+    for leaf, path in leaves.items():  # the hint names the leaf it matched; name its whole path
+        if hint and hint == did_you_mean(leaf, [leaf]):
+            return did_you_mean(path, [path])
+    return ""
 
 
 def recipe_problems(section: Any, prefix: str = "") -> list[tuple[str, str]]:
     """(key, what is wrong) for every value of a typed recipe outside its field's rule, sections and
-    list items included (`data.curriculum[1].clip_frames`); then each section's own rules across
-    its fields (a `problems()` method yielding (field, message), e.g. heads must divide width)."""
+    list items included (`data.curriculum[1].clip_frames`). Inner values come first: the rule of a
+    section or list (across its entries, e.g. heads must divide the width) is asked only when all
+    inside it are in range, and so are the recipe's own rules across sections (its `problems()`,
+    yielding (key, message))."""
     found: list[tuple[str, str]] = []
     for spec in fields(section):
         key, value = f"{prefix}{spec.name}", getattr(section, spec.name)
-        rule = spec.metadata.get(RULE)
-        if rule is not None:
-            found += [(f"{key}{below}", message) for below, message in rule.problems(value)]
+        inner: list[tuple[str, str]] = []
         if is_dataclass(value):
-            found += recipe_problems(value, f"{key}.")
+            inner = recipe_problems(value, f"{key}.")
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if is_dataclass(item):
-                    found += recipe_problems(item, f"{key}[{i}].")
+                    inner += recipe_problems(item, f"{key}[{i}].")
+        rule = spec.metadata.get(RULE)
+        if rule is not None and not inner:
+            inner = [(f"{key}{below}", message) for below, message in rule.problems(value)]
+        found += inner
     if not found and callable(getattr(section, "problems", None)):
         found += [(f"{prefix}{name}", message) for name, message in section.problems()]
     return found

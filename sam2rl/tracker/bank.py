@@ -12,10 +12,12 @@ Actions (the same integers everywhere: controllers, environment, agent):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from tensordict import tensorclass
 
-__all__ = ["DISCARD", "Memories", "MemoryBank"]
+__all__ = ["DISCARD", "ActionLayout", "Memories", "MemoryBank"]
 
 DISCARD = 0
 
@@ -156,3 +158,17 @@ class MemoryBank:
         mask[:, DISCARD] = allow_discard
         mask[:, self.anchor_action] = allow_anchor & (~self.anchors.valid).any(dim=1)
         return mask
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    """The bank a policy acts on and the actions it may take there: `num_anchor` anchor slots
+    (`TrackerSettings.max_anchors`), and whether discarding and adding anchors are legal."""
+
+    num_anchor: int = 1
+    allow_discard: bool = True
+    allow_anchor: bool = False
+
+    def mask(self, bank: MemoryBank) -> torch.Tensor:
+        """[B, num_actions] bool: the actions legal now (`MemoryBank.action_mask`)."""
+        return bank.action_mask(self.allow_discard, self.allow_anchor)

@@ -1,4 +1,8 @@
-"""`task: pretrain_tracker` — train a small SAM 2 (our `nano`) on synthetic clips with Lightning."""
+"""`task: pretrain_tracker` — train a small SAM 2 (our `nano`) on synthetic clips with Lightning.
+
+A task runner: it sits above evaluation (validation scores FIFO tracking with `evaluate`) and reads
+its recipe from `sam2rl.schema.pretrain`, whose ranges are checked before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import platform
 import time
 import warnings
 from datetime import timedelta
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -18,83 +21,16 @@ from lightning.pytorch.loggers import CSVLogger
 from sam2rl.controllers import FifoController
 from sam2rl.datasets import VideoDataset
 from sam2rl.evaluation.evaluate import evaluate
-from sam2rl.pretrain.data import CurriculumStage, SyntheticClips
-from sam2rl.pretrain.losses import LossWeights
-from sam2rl.pretrain.module import OptimSettings, TrackerPretraining
+from sam2rl.pretrain.data import SyntheticClips
+from sam2rl.pretrain.module import TrackerPretraining
 from sam2rl.atomic import write_text
-from sam2rl.recipe import RecipeError, save_recipe
+from sam2rl.schema.pretrain import PretrainRecipe
+from sam2rl.schema.recipe import RecipeError, check_recipe, save_recipe
 from sam2rl.synth import resolve_difficulty, write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
 from sam2rl.tracker.checkpoint import file_sha256
 
-__all__ = ["PretrainRecipe", "run"]
-
-
-def _default_curriculum() -> list[CurriculumStage]:
-    """The shipped recipe's (`recipes/pretrain_tracker.yaml`)."""
-    return [
-        CurriculumStage(until=1250, difficulty={"easy": 1.0}, clip_frames=4),
-        CurriculumStage(until=2600, difficulty={"easy": 0.4, "medium": 0.6}, clip_frames=8),
-        CurriculumStage(until=None, difficulty={"easy": 0.2, "medium": 0.5, "hard": 0.3}, clip_frames=8),
-    ]
-
-
-@dataclass
-class ModelSection:
-    name: str = "nano"
-    image_size: int = 128
-    init_checkpoint: str | None = None  # start from these weights instead of random (seed below)
-
-
-@dataclass
-class DataSection:
-    batch_size: int = 8
-    video_frames: int = 48
-    clips_per_video: int = 4
-    target_prob: float = 0.7
-    num_workers: int = 0  # processes generating clips (a GPU outruns one CPU core of synthesis)
-    curriculum: list[CurriculumStage] = field(default_factory=_default_curriculum)
-
-
-@dataclass
-class ValidationSection:
-    every_steps: int = 250
-    num_videos: int = 6
-    seed: int = 9001  # `sam2rl synth --seed 9001`: held out, never a training seed
-    difficulty: str = "medium"
-    frames: int = 48
-
-
-@dataclass
-class TrainerSection:
-    max_steps: int = 20000
-    max_minutes: float | None = None  # stop after this much training time, resumed runs included (then validate and export)
-    accelerator: str = "auto"
-    devices: int = 1
-    precision: str = "32-true"
-    threads: int = 2
-    seed: int = 0
-    log_every: int = 10
-
-
-@dataclass
-class OutputSection:
-    dir: str = "runs/pretrain_tracker"
-    export: str = "${output.dir}/nano.pt"  # official-format weights of the best validation step
-    export_dtype: str = "float32"  # or float16: half the file, same masks to within rounding
-
-
-@dataclass
-class PretrainRecipe:
-    """`recipes/pretrain_tracker.yaml`: every section, with its defaults."""
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    loss: LossWeights = field(default_factory=LossWeights)
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    validation: ValidationSection = field(default_factory=ValidationSection)
-    trainer: TrainerSection = field(default_factory=TrainerSection)
-    output: OutputSection = field(default_factory=OutputSection)
-    resume: str | None = None  # a Lightning checkpoint; "auto" = the run directory's last.ckpt
+__all__ = ["FifoValidation", "run", "write_model_card"]
 
 
 class FifoValidation(Callback):
@@ -182,33 +118,23 @@ def write_model_card(weights: Path, recipe: PretrainRecipe, record: dict, histor
     return path
 
 
-def _check(recipe: PretrainRecipe) -> None:
-    """Values that would otherwise fail in the middle of a run, checked before anything is written."""
-    if recipe.output.export_dtype not in ("float32", "float16", "bfloat16"):
-        raise RecipeError(f"output.export_dtype: {recipe.output.export_dtype!r} is not float32, float16 or bfloat16")
-    if recipe.trainer.devices != 1:  # clips are not split across processes, nor validation videos written once
-        raise RecipeError(f"trainer.devices: pretraining runs on one device, got {recipe.trainer.devices}")
-    if recipe.validation.every_steps < 1:
-        raise RecipeError(f"validation.every_steps must be >= 1, got {recipe.validation.every_steps}")
+def _check(recipe: PretrainRecipe, recipe_path: Path | None) -> None:
+    """The recipe's ranges, and the difficulty names `sam2rl.synth` knows, before anything is written."""
+    check_recipe(recipe, f"recipe {recipe_path}" if recipe_path else "recipe")
     named = [("validation.difficulty", recipe.validation.difficulty)]
     for i, stage in enumerate(recipe.data.curriculum):
-        if stage.clip_frames < 2:
-            raise RecipeError(f"data.curriculum[{i}].clip_frames must be >= 2 (a prompt and a tracked frame), "
-                              f"got {stage.clip_frames}")
         named += [(f"data.curriculum[{i}].difficulty", name) for name in stage.difficulty or {}]
     for key, name in named:
         try:
             resolve_difficulty(name)
         except ValueError as error:
             raise RecipeError(f"{key}: {error}") from error
-    if recipe.resume not in (None, "auto") and not Path(recipe.resume).is_file():
-        raise RecipeError(f"resume: checkpoint {recipe.resume} not found (or resume=auto: the run's last.ckpt)")
 
 
 def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
     """Train the tracker on synthetic clips, validate it every `validation.every_steps` with SAM 2's
     FIFO rule on held-out videos, and export the best weights (official format, with a model card)."""
-    _check(recipe)
+    _check(recipe, recipe_path)
     torch.set_num_threads(recipe.trainer.threads)
     torch.set_float32_matmul_precision("high")  # TF32 on GPUs that have it; no effect on CPU
     L.seed_everything(recipe.trainer.seed, workers=True)

@@ -1,5 +1,10 @@
 """`task: overfit` (one agent per track, SAM2RL's setting) and `task: generalize` (one agent for a
-training split, validated on held-out videos): PPO with Lightning, agents evaluated against FIFO."""
+training split, validated on held-out videos): PPO with Lightning, agents evaluated against FIFO.
+
+A task runner: it sits above evaluation (it scores the agents with `evaluate`, writes the reports
+and plots) and reads its recipe from `sam2rl.schema.agent`, whose ranges, and the controller and
+reward names it gives, are checked before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -18,104 +23,40 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from sam2rl.agents.checkpoint import write_agent_checkpoint
-from sam2rl.atomic import write_json
+from sam2rl.agents.checkpoint import AgentLayout, write_agent_checkpoint
 from sam2rl.agents.controller import AgentController, PerTrackAgents, load_agent
-from sam2rl.agents.imitation import ImitationSettings, check_teacher, imitate, record_demonstrations
-from sam2rl.agents.networks import EncoderSettings, make_actor_critic
-from sam2rl.agents.ppo import PPOModule, PPOSettings
+from sam2rl.agents.imitation import check_teacher, imitate, record_demonstrations
+from sam2rl.agents.networks import make_actor_critic
+from sam2rl.agents.ppo import PPOModule
 from sam2rl.agents.selection import KeepBestGreedy
 from sam2rl.agents.self_imitation import SelfImitation
-from sam2rl.controllers import Controller
+from sam2rl.atomic import write_json
+from sam2rl.controllers import Controller, make_controller
 from sam2rl.controllers.oracle import OracleController
-from sam2rl.datasets import Track, VideoDataset, VideoSequence
-from sam2rl.envs import EpisodeSettings, SAM2MemoryEnv, has_decisions
-from sam2rl.envs.observation import GLOBAL_FEATURES
+from sam2rl.datasets import Track, VideoDataset
+from sam2rl.envs import SAM2MemoryEnv, has_decisions
 from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.evaluation.headline import describe_headline, headline
 from sam2rl.evaluation.plots import write_plots
 from sam2rl.evaluation.report import results_table, write_csv
-from sam2rl.controllers import make_controller
-from sam2rl.recipe import RecipeError, save_recipe
-from sam2rl.rewards import CompositeReward, RewardConfig
-from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings
+from sam2rl.rewards import CompositeReward
+from sam2rl.schema.agent import AgentRecipe
+from sam2rl.schema.recipe import RecipeError, check_recipe, save_recipe
+from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings, video_features
+from sam2rl.tracker.bank import ActionLayout
 
-__all__ = ["AgentRecipe", "run"]
-
-
-@dataclass
-class ModelSection:
-    name: str = "nano"
-    checkpoint: str | None = None
-    random_weights: bool = False
-    image_size: int | None = None
-    device: str = "cpu"
-    bf16: bool = False  # bfloat16 autocast (CUDA, or a CPU with bfloat16 units)
-    compile: bool = False  # torch.compile the per-frame modules (TrackerSettings.compile); meant for GPU, no gain on CPU
+__all__ = ["run"]
 
 
 @dataclass
-class DataSection:
-    root: str = "data/sample"
-    split: str | None = None
-    tracks: list[str] | None = None  # "sequence:object_id"; None = every track
-    val_root: str | None = None  # generalize: held-out videos
-    val_split: str | None = None
-    val_tracks: list[str] | None = None  # generalize: "sequence:object_id" of the held-out videos; None = all
-    feature_cache: str | None = None
-
-
-@dataclass
-class EnvSection:
-    batch_size: int = 8
-    window: int | None = None
-    allow_discard: bool = True
-    allow_anchor: bool = False
-    max_anchors: int = 1
-
-
-@dataclass
-class TrainerSection:
-    iterations: int = 40
-    accelerator: str = "cpu"
-    devices: int = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str = "32-true"
-    seed: int = 0
-    threads: int = 2
-    checkpoint_every: int = 5  # iterations between resumable checkpoints
-    select_every: int = 5  # iterations between greedy checks on the training tracks; the best is kept
-
-
-@dataclass
-class EvaluationSection:
-    skip_first: int = 7
-    baselines: list[str] = field(default_factory=lambda: ["fifo", "samurai", "dam4sam", "sam2long", "oracle"])
-    """Controllers scored next to the agents on the same tracks (`sam2rl eval` names; FIFO always runs)."""
-    plots: bool = True
-
-
-@dataclass
-class OutputSection:
-    dir: str = "runs/overfit"
-
-
-@dataclass
-class AgentRecipe:
-    """`recipes/overfit.yaml` and `recipes/generalize.yaml`: every section, with its defaults."""
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    env: EnvSection = field(default_factory=EnvSection)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    agent: EncoderSettings = field(default_factory=EncoderSettings)
-    imitation: ImitationSettings = field(default_factory=ImitationSettings)
-    ppo: PPOSettings = field(default_factory=PPOSettings)
-    trainer: TrainerSection = field(default_factory=TrainerSection)
-    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
-    output: OutputSection = field(default_factory=OutputSection)
-    task: str = "overfit"
-    resume: str | None = None  # "auto": skip finished agents, continue unfinished ones from last.ckpt
+class _Trained:
+    """One agent after PPO: the kept actor, its critic and layout, the iteration kept (-1 when none
+    was scored), and whether this process is rank 0 (the one that writes and evaluates)."""
+    actor: torch.nn.Module
+    critic: torch.nn.Module
+    layout: AgentLayout
+    kept_iteration: int
+    is_main: bool
 
 
 def _process_device(device: str) -> str:
@@ -135,6 +76,10 @@ def _tracker(recipe: AgentRecipe) -> Tracker:
         return Tracker.from_spec(spec, _process_device(m.device), settings)
 
 
+def _actions(recipe: AgentRecipe, tracker: Tracker) -> ActionLayout:
+    return ActionLayout(tracker.settings.max_anchors, recipe.env.allow_discard, recipe.env.allow_anchor)
+
+
 def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tracks") -> list[Track]:
     tracks = dataset.tracks()
     if wanted is None:
@@ -146,32 +91,26 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
     return [known[w] for w in wanted]
 
 
-def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
-           features: dict[str, FeatureCache], out: Path, resume: bool) -> tuple[torch.nn.Module, torch.nn.Module, dict, bool]:
-    """PPO for one agent; returns the actor (the best greedy iterate on `tracks`, see `KeepBestGreedy`),
-    the critic, the observation layout and whether this is rank 0."""
+def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, dataset: VideoDataset,
+           tracks: list[Track], features: dict[str, FeatureCache], out: Path, resume: bool) -> _Trained:
+    """PPO for one agent; its actor is the best greedy iterate on `tracks` (see `KeepBestGreedy`)."""
     names = sorted({t.sequence for t in tracks})
     videos, caches = [dataset[n] for n in names], [features[n] for n in names]
     env_cfg = recipe.env
-    episode = EpisodeSettings(window=env_cfg.window, allow_discard=env_cfg.allow_discard,
-                              allow_anchor=env_cfg.allow_anchor, track_reference=True)
-    reward = CompositeReward.from_config(recipe.reward)
 
     def make_env(seed: int, rank: int = 0, world_size: int = 1) -> SAM2MemoryEnv:
         share = tracks[rank::world_size] if len(tracks) >= world_size else tracks  # each rank its own tracks
-        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, episode, tracks=share, features=caches,
-                             seed=seed)
+        return SAM2MemoryEnv(tracker, videos, env_cfg.batch_size, reward, env_cfg, tracks=share, features=caches,
+                             seed=seed, track_reference=True)
 
-    probe = make_env(recipe.trainer.seed)
-    num_anchor = tracker.settings.max_anchors
-    layout = {"token_dim": probe.token_dim, "global_dim": len(GLOBAL_FEATURES), "num_anchor": num_anchor,
-              "num_recent": tracker.num_recent, "allow_discard": env_cfg.allow_discard, "allow_anchor": env_cfg.allow_anchor}
+    layout = AgentLayout.for_tracker(tracker, _actions(recipe, tracker))
     torch.manual_seed(recipe.trainer.seed)
-    actor, critic = make_actor_critic(layout["token_dim"], layout["global_dim"], num_anchor, tracker.num_recent, recipe.agent)
+    actor, critic = make_actor_critic(layout.token_dim, layout.global_dim, layout.actions.num_anchor,
+                                      layout.num_recent, recipe.agent)
     last = out / "checkpoints" / "last.ckpt"
 
     def greedy_quality(policy: torch.nn.Module) -> float:
-        controller = AgentController(policy, env_cfg.allow_discard, env_cfg.allow_anchor, num_anchor)
+        controller = AgentController(policy, layout.actions)
         results = evaluate(tracker, dataset, [controller], skip_first=recipe.evaluation.skip_first, tracks=tracks,
                            features=features)
         return results["controllers"][controller.name]["overall"]["quality"]
@@ -183,15 +122,13 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
     t = recipe.trainer
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)
-
-    selection = KeepBestGreedy(greedy_quality, t.select_every)
+    self_imitation = SelfImitation(recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
+    selection = KeepBestGreedy(greedy_quality, t.select_every, self_imitation)
     if warm_quality is not None:  # the check before the first iteration is the warm start's last one
         selection.offer(actor, 0, warm_quality)
-    self_imitation = SelfImitation(selection, recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
-    extra = [] if self_imitation is None else [self_imitation]  # after the greedy check it competes with
-    callbacks: list[L.Callback] = [selection, *extra, checkpoints]
     trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1, callbacks=callbacks,
+                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1,
+                        callbacks=[selection, checkpoints],
                         logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
                         enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
@@ -207,7 +144,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks:
             "rank": trainer.global_rank, "param_checksum": float(params.double().sum()),
             "param_abs_checksum": float(params.double().abs().sum()),
             "rollout_checksum": module.rollout_checksum, "optimizer_steps": trainer.global_step})
-    return actor, critic, layout, trainer.is_global_zero
+    return _Trained(actor, critic, layout, selection.best_iteration, trainer.is_global_zero)
 
 
 def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
@@ -217,26 +154,23 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     clone by rollouts (see `sam2rl.agents.imitation`); returns the final clone's greedy quality."""
     settings = recipe.imitation
     began = time.time()
-    env = recipe.env
+    actions = _actions(recipe, tracker)
 
     def policy() -> AgentController:
-        return AgentController(actor, env.allow_discard, env.allow_anchor, tracker.settings.max_anchors)
+        return AgentController(actor, actions)
 
     teacher = make_controller(settings.teacher, **settings.teacher_options)
-    demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
-                                           env.allow_anchor)
+    demonstrations = record_demonstrations(tracker, dataset, tracks, features, teacher, actions)
     reports = [imitate(actor, demonstrations, settings, recipe.trainer.seed)]
     for round_ in range(1, settings.rounds):  # DAgger: label the clone's own states, clone again on everything
-        visited = record_demonstrations(tracker, dataset, tracks, features, teacher, env.allow_discard,
-                                        env.allow_anchor, policy())
+        visited = record_demonstrations(tracker, dataset, tracks, features, teacher, actions, policy())
         demonstrations = torch.cat([demonstrations, visited])
         reports.append(imitate(actor, demonstrations, settings, recipe.trainer.seed + round_))
     reports[-1]["greedy_quality"] = greedy_quality(actor)
     improvements = []
     for round_ in range(settings.improve_rounds):  # policy iteration: clone the rollout-improved policy
         improved = OracleController(lookahead=None, continuation=policy())
-        demonstrations = record_demonstrations(tracker, dataset, tracks, features, improved, env.allow_discard,
-                                               env.allow_anchor)
+        demonstrations = record_demonstrations(tracker, dataset, tracks, features, improved, actions)
         report = imitate(actor, demonstrations, settings, recipe.trainer.seed + settings.rounds + round_)
         improvements.append({**report, "greedy_quality": greedy_quality(actor)})
         if report["agreement_before"]["all"] == 1.0:  # the policy already takes the improved action everywhere
@@ -246,28 +180,31 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     return (improvements or reports)[-1]["greedy_quality"]
 
 
-def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
-    """Train the recipe's agents (one per track, or one generalist), score them next to the baselines,
-    and write results, plots and agents to `output.dir`; returns the headline summary (empty on DDP
-    ranks other than 0)."""
-    baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
+def _check(recipe: AgentRecipe, recipe_path: Path | None) -> tuple[list[Controller], CompositeReward]:
+    """The recipe's ranges, then the names it gives (baselines, teacher, reward terms), before anything
+    is written; returns the baselines (FIFO first) and the reward."""
+    check_recipe(recipe, f"recipe {recipe_path}" if recipe_path else "recipe")
     where = f"recipe {recipe_path}: " if recipe_path else ""
+    baselines = ["fifo", *[name for name in recipe.evaluation.baselines if name != "fifo"]]
     key = "evaluation.baselines"
-    try:  # bad names fail before anything is written
+    try:
         rules = [make_controller(name) for name in baselines]
         if recipe.imitation.teacher is not None:
             key = "imitation.teacher"
             check_teacher(make_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
+        key = "reward.terms"
+        reward = CompositeReward.from_config(recipe.reward)
     except (ValueError, TypeError) as error:  # TypeError: options the controller does not take
         raise RecipeError(f"{where}{key}: {error}") from error
-    if recipe.task not in ("overfit", "generalize"):
-        raise RecipeError(f"{where}task: {recipe.task!r} is not an agent task (overfit or generalize)")
-    if recipe.ppo.self_imitation and (recipe.trainer.devices != 1 or recipe.trainer.num_nodes != 1):
-        raise RecipeError(f"{where}ppo.self_imitation clones each process's own episodes, so DDP processes would "
-                          f"train apart; it needs trainer.devices: 1 and trainer.num_nodes: 1")
-    if recipe.ppo.self_imitation and recipe.env.window is not None:
-        raise RecipeError(f"{where}ppo.self_imitation clones whole-track episodes; it needs env.window: null "
-                          f"(got {recipe.env.window})")
+    return rules, reward
+
+
+def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
+    """Train the recipe's agents (one per track, or one generalist), score them next to the baselines,
+    and write results, plots and agents to `output.dir`; returns the headline summary (empty on DDP
+    ranks other than 0)."""
+    rules, reward = _check(recipe, recipe_path)
+    where = f"recipe {recipe_path}: " if recipe_path else ""
     torch.set_num_threads(recipe.trainer.threads)
     out = Path(recipe.output.dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,19 +239,24 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
                           "the generalist is scored on videos it trained on")
         eval_tracks = _select(eval_data, recipe.data.val_tracks, "data.val_tracks")
     agents: dict[str, AgentController] = {}
+    kept: dict[str, int] = {}  # the iteration each agent keeps (`selection.json`)
     is_main = True
     for name, train_tracks in jobs:
         finished = out / name / "agent.pt"
-        if recipe.resume == "auto" and finished.is_file():
+        if recipe.resume == "auto" and finished.is_file():  # trained by an earlier run
             agents[name] = load_agent(finished, tracker)
+            if (out / name / "selection.json").is_file():
+                kept[name] = json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             continue
-        actor, critic, layout, is_main = _train(recipe, tracker, dataset, train_tracks, features, out / name,
-                                                recipe.resume == "auto")
+        trained = _train(recipe, tracker, reward, dataset, train_tracks, features, out / name,
+                         recipe.resume == "auto")
+        is_main = trained.is_main
         if not is_main:
             continue
-        write_agent_checkpoint(finished, actor=actor, critic=critic, recipe_yaml=recipe_yaml,
-                               tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent)
-        agents[name] = AgentController(actor, layout["allow_discard"], layout["allow_anchor"], layout["num_anchor"])
+        write_agent_checkpoint(finished, actor=trained.actor, critic=trained.critic, recipe_yaml=recipe_yaml,
+                               tracker_identity=tracker.identity, layout=trained.layout, encoder=recipe.agent)
+        agents[name] = AgentController(trained.actor, trained.layout.actions)
+        kept[name] = trained.kept_iteration
     if not is_main:  # a DDP rank other than 0: rank 0 evaluates and reports
         return {}
     trained_s = time.time() - began
@@ -326,8 +268,6 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     results = evaluate(tracker, eval_data, [*rules, agent], skip_first=recipe.evaluation.skip_first,
                        cache_dir=cache, tracks=eval_tracks, features=features if eval_data is dataset else None)
     results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks)}
-    kept = {name: json.loads((out / name / "selection.json").read_text())["kept_iteration"]
-            for name, _ in jobs if (out / name / "selection.json").is_file()}
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
                **headline(results, agent.name),
                "kept_iteration": kept}
