@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sam2rl.lookup import import_dotted
 from sam2rl.schema.recipe import RecipeError, load_recipe, read_recipe_file
-from sam2rl.tasks import TASKS
+from sam2rl.tasks import TASKS, task as load_task
 
 __all__ = ["main"]
 
@@ -20,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     task = read_recipe_file(args.recipe).get("task")
     if task not in TASKS:
         raise RecipeError(f"recipe {args.recipe}: `task` is {task!r}; known tasks: {', '.join(TASKS)}")
-    schema, runner = (import_dotted(path, RuntimeError) for path in TASKS[task])
+    schema, runner = load_task(task)
     recipe = load_recipe(args.recipe, schema, args.overrides)
     runner(recipe, args.recipe)
     return 0

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from sam2rl.lightning_cli import main as lightning
-from sam2rl.lookup import import_dotted
 from sam2rl.schema.agent import AgentRecipe, TrainerSection
 from sam2rl.schema.fields import RULE
 from sam2rl.schema.pretrain import PretrainRecipe
 from sam2rl.schema.recipe import RecipeError, load_recipe, read_recipe_file, recipe_problems
-from sam2rl.tasks import TASKS
+from sam2rl.tasks import task
 from sam2rl.tasks.agent import run as run_agents
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -22,7 +21,7 @@ OVERFIT, PRETRAIN = RECIPES / "overfit.yaml", RECIPES / "pretrain_tracker.yaml"
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_pass_validation(path: Path) -> None:
-    schema = import_dotted(TASKS[read_recipe_file(path).get("task")][0], RuntimeError)
+    schema, _ = task(read_recipe_file(path).get("task"))
     assert recipe_problems(load_recipe(path, schema)) == []
 
 
@@ -70,14 +69,18 @@ AGENT_CASES = [  # (override, the error's end: key and what is wrong)
      "data.tracks[1]: must be 'sequence:object_id' (e.g. 'bear:1'), got 'bear'"),
     ("evaluation.baselines=[fifo,' ']", "evaluation.baselines[1]: must be a non-empty string, got ' '"),
     ("reward.terms=[]", "reward.terms: must list at least one term, got none"),
-    ("agent.heads=5", "agent.heads: must divide the width (64), got 5"),  # across fields
+    ("agent.heads=5", "agent.heads: must divide agent.width (64), got 5"),  # across fields
+    ("agent.heads=0", "agent.heads: must be a whole number >= 1, got 0"),  # ranges first
+    ("env.allow_anchor=true", "env.allow_anchor: adds anchors only with env.max_anchors >= 2"),
+    ("ppo.self_imitation=true & env.window=16", "ppo.self_imitation: clones whole-track episodes; it needs env.window: "
+                                               "null (got 16)"),  # across sections
 ]
 
 
 @pytest.mark.parametrize("override,message", AGENT_CASES, ids=[case[0] for case in AGENT_CASES])
 def test_agent_recipe_value_outside_its_range(override: str, message: str) -> None:
     with pytest.raises(RecipeError) as info:
-        load_recipe(OVERFIT, AgentRecipe, [override])
+        load_recipe(OVERFIT, AgentRecipe, override.split(" & "))
     assert str(info.value).startswith(f"recipe {OVERFIT}: ") and message in str(info.value)
 
 

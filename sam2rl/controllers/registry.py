@@ -56,9 +56,9 @@ def make_controller(name: str, **options: object) -> Controller:
     elif "." in name:
         factory = import_dotted(name, lambda message: error(f"cannot import it: {message}"))
     else:
-        known = [*CONTROLLERS, *(f"{p}..." for p in PREFIXES)]
-        raise ControllerError(f"unknown controller {name!r}{did_you_mean(name, CONTROLLERS)}; available: "
-                              f"{', '.join(sorted(CONTROLLERS))} (or {', '.join(sorted(known[len(CONTROLLERS):]))}, "
-                              "or a dotted path to your own Controller class)")
+        prefixes = ", ".join(f"{prefix}..." for prefix in sorted(PREFIXES))
+        raise ControllerError(f"unknown controller {name!r}; available: {', '.join(sorted(CONTROLLERS))} (or "
+                              f"{prefixes}, or a dotted path to your own Controller class)"
+                              f"{did_you_mean(name, CONTROLLERS)}")
     check_options(factory, options, error)
     return factory(**options)

@@ -27,47 +27,73 @@ def _read_split_file(path: Path) -> list[str]:
     return names
 
 
+def _folder(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        shown = path if path.is_absolute() else f"{path} (relative to the current folder: {path.resolve()})"
+        raise DatasetError(f"{what} {shown} does not exist or is not a folder")
+    return path
+
+
+def _videos_folder(base: Path, kind: str, resolution: str | None, *, own: bool) -> Path:
+    """Where `base` keeps one folder per video: ``base/kind[/resolution]``; a separate root
+    (`own` false) without a `kind` folder is taken to be that folder itself."""
+    if not own and not (base / kind).is_dir():
+        return base
+    return base / kind / resolution if resolution else base / kind
+
+
 class VideoDataset:
-    """A VOS benchmark folder, validated up front so bad data fails before training starts."""
+    """A VOS benchmark folder, validated up front so bad data fails before training starts.
+
+    `frames_root` / `annotations_root` read frames or annotations from elsewhere (e.g.
+    YouTube-VOS ``valid_all_frames``, whose every frame the sparse ``valid`` masks index):
+    a folder with ``JPEGImages/`` (``Annotations/``) like `root`, or the folder of video
+    folders itself. Videos are the `split`, else the folders of root's ``JPEGImages``
+    (of the frames root's when root has none); each must be in both roots.
+    """
 
     def __init__(
         self,
         root: str | Path,
         split: str | Path | Sequence[str] | None = None,
         resolution: str | None = None,
+        *,
+        frames_root: str | Path | None = None,
+        annotations_root: str | Path | None = None,
     ) -> None:
-        self.root: Path = Path(root)
-        if not self.root.is_dir():
-            shown = self.root if self.root.is_absolute() else f"{self.root} (relative to the current folder: {self.root.resolve()})"
-            raise DatasetError(f"dataset root {shown} does not exist or is not a folder")
-        jpeg_root = self.root / "JPEGImages"
-        ann_root = self.root / "Annotations"
-        if not jpeg_root.is_dir():
+        self.root: Path = _folder(root, "dataset root")
+        frames = None if frames_root is None else _folder(frames_root, "frames root")
+        annotations = None if annotations_root is None else _folder(annotations_root, "annotations root")
+        own_frames = (self.root / "JPEGImages").is_dir()
+        if not own_frames and frames is None:
             raise DatasetError(f"dataset root {self.root} has no JPEGImages folder")
-        if resolution is None and (jpeg_root / _AUTO_RESOLUTION).is_dir():
-            resolution = _AUTO_RESOLUTION
-        if resolution is not None:
-            jpeg_root = jpeg_root / resolution
-            ann_root = ann_root / resolution
-            if not jpeg_root.is_dir():
-                raise DatasetError(f"resolution folder {jpeg_root} does not exist")
+        if resolution is None:
+            probe = self.root if own_frames or frames is None else frames
+            resolution = _AUTO_RESOLUTION if (probe / "JPEGImages" / _AUTO_RESOLUTION).is_dir() else None
         self.resolution: str | None = resolution
-        self.frame_root: Path = jpeg_root
-        self.annotation_root: Path = ann_root
+        self.frame_root: Path = _videos_folder(frames or self.root, "JPEGImages", resolution, own=frames is None)
+        self.annotation_root: Path = _videos_folder(
+            annotations or self.root, "Annotations", resolution, own=annotations is None
+        )
+        listing = _videos_folder(self.root, "JPEGImages", resolution, own=True) if own_frames else self.frame_root
+        for folder in (listing, self.frame_root):
+            if not folder.is_dir():
+                raise DatasetError(f"resolution folder {folder} does not exist")
 
         available = sorted(
-            e.name for e in jpeg_root.iterdir() if e.is_dir() and not e.name.startswith(".")
+            e.name for e in listing.iterdir() if e.is_dir() and not e.name.startswith(".")
         )
         if split is None:
             names = available
-            source = str(jpeg_root)
+            source = str(listing)
         else:
             names, source = self._resolve_split(split)
             known = set(available)
             for n in names:
                 if n not in known:
                     raise DatasetError(
-                        f"split {source} names sequence {n!r}, which is not in {jpeg_root}"
+                        f"split {source} names sequence {n!r}, which is not in {listing}"
                     )
             seen: set[str] = set()
             for n in names:
@@ -79,7 +105,7 @@ class VideoDataset:
         self.split_source: str = source
 
         self.sequences: list[VideoSequence] = [
-            VideoSequence(n, jpeg_root / n, ann_root / n) for n in names
+            VideoSequence(n, self.frame_root / n, self.annotation_root / n) for n in names
         ]
         self._by_name = {s.name: s for s in self.sequences}
 

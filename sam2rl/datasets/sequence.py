@@ -10,7 +10,6 @@ Masks follow the conventions in :mod:`sam2rl.datasets.vos`.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -21,13 +20,10 @@ import torch
 from PIL import Image
 from sam2.utils.misc import _load_img_as_tensor
 
+from sam2rl.datasets.files import FRAME_EXTS, MASK_EXTS, check_mask_mode, match_annotations, numbered_files, read_header
 from sam2rl.datasets.vos import VOID_ID, DatasetError, normalize_image
 
 __all__ = ["Track", "VideoSequence", "group_by_prompt_frame"]
-
-# Same extensions sam2's load_video_frames_from_jpg_images accepts, so both see the same frames.
-_FRAME_EXTS = (".jpg", ".jpeg", ".JPG", ".JPEG")
-_MASK_EXTS = (".png", ".PNG")
 
 
 @dataclass(frozen=True)
@@ -45,48 +41,13 @@ def group_by_prompt_frame(tracks: Sequence[Track]) -> list[list[Track]]:
     return [list(group) for _, group in groupby(ordered, key=lambda track: track.prompt_frame)]
 
 
-def _numbered_files(folder: Path, exts: Sequence[str], what: str) -> list[tuple[int, Path]]:
-    """List ``<int>.<ext>`` files sorted by number, as sam2 orders frames."""
-    out: dict[int, Path] = {}
-    for entry in os.listdir(folder):
-        stem, ext = os.path.splitext(entry)
-        if ext not in exts:
-            continue
-        path = folder / entry
-        try:
-            number = int(stem)
-        except ValueError:
-            raise DatasetError(
-                f"{what} file {path} has a non-numeric name; expected '<frame number>{ext}'"
-            ) from None
-        if number in out:
-            raise DatasetError(
-                f"{what} files {out[number]} and {path} both have frame number {number}"
-            )
-        out[number] = path
-    return sorted(out.items())
-
-
-def _read_header(path: Path, what: str) -> tuple[tuple[int, int], str]:
-    """Return ((width, height), mode) without decoding pixels, to validate cheaply."""
-    try:
-        with Image.open(path) as im:
-            return im.size, im.mode
-    except Exception as e:  # PIL raises a variety of types for corrupt/non-image files
-        raise DatasetError(f"cannot read {what} {path}: {e}") from e
-
-
-def _check_mask_mode(path: Path, mode: str) -> None:
-    """Reject mask encodings whose object ids we would have to guess."""
-    if mode not in ("P", "L", "1"):
-        raise DatasetError(
-            f"annotation {path} has PIL mode {mode!r}; expected a palette ('P') PNG of "
-            "object ids or a grayscale ('L') 0/255 PNG"
-        )
-
-
 class VideoSequence:
-    """One video with its (possibly sparse) annotations, decoded only on demand."""
+    """One video with its (possibly sparse) annotations, decoded only on demand.
+
+    Frame ``t`` is the ``t``-th frame file in numeric order (numbering may skip or start
+    anywhere); ``frame_names[t]`` is its file's stem, which outputs reuse. Frames and
+    annotations may live under different roots (e.g. YouTube-VOS ``valid_all_frames``).
+    """
 
     def __init__(self, name: str, frame_dir: str | Path, annotation_dir: str | Path) -> None:
         self.name: str = name
@@ -95,24 +56,15 @@ class VideoSequence:
 
         if not self.frame_dir.is_dir():
             raise DatasetError(f"sequence {name!r}: frame folder {self.frame_dir} does not exist")
-        frames = _numbered_files(self.frame_dir, _FRAME_EXTS, "frame")
+        frames = numbered_files(self.frame_dir, FRAME_EXTS, "frame")
         if not frames:
             raise DatasetError(
                 f"sequence {name!r} has no frames: no .jpg files in {self.frame_dir}"
             )
-        numbers = [n for n, _ in frames]
-        expected = range(numbers[0], numbers[0] + len(numbers))
-        if numbers != list(expected):
-            present = set(numbers)
-            missing = next(n for n in expected if n not in present)
-            raise DatasetError(
-                f"sequence {name!r} has a gap in its frame numbering: frame {missing} is "
-                f"missing from {self.frame_dir} (frames run {numbers[0]}..{numbers[-1]})"
-            )
         self.frame_paths: list[Path] = [p for _, p in frames]
-        self._first_number = numbers[0]
+        self.frame_names: list[str] = [p.stem for p in self.frame_paths]
 
-        (width, height), _ = _read_header(self.frame_paths[0], "frame")
+        (width, height), _ = read_header(self.frame_paths[0], "frame")
         self.width: int = width
         self.height: int = height
 
@@ -121,27 +73,20 @@ class VideoSequence:
                 f"sequence {name!r} has no annotations: folder {self.annotation_dir} "
                 "does not exist"
             )
-        masks = _numbered_files(self.annotation_dir, _MASK_EXTS, "annotation")
+        masks = numbered_files(self.annotation_dir, MASK_EXTS, "annotation")
         if not masks:
             raise DatasetError(
                 f"sequence {name!r} has no annotations: no .png files in {self.annotation_dir}"
             )
-        self._mask_by_index: dict[int, Path] = {}
-        for number, path in masks:
-            t = number - self._first_number
-            if not 0 <= t < len(self.frame_paths):
-                raise DatasetError(
-                    f"annotation {path} has frame number {number}, but sequence {name!r} "
-                    f"only has frames {numbers[0]}..{numbers[-1]}"
-                )
-            size, mode = _read_header(path, "annotation")
+        self._mask_by_index: dict[int, Path] = match_annotations(name, frames, masks)
+        for path in self._mask_by_index.values():
+            size, mode = read_header(path, "annotation")
             if size != (self.width, self.height):
                 raise DatasetError(
                     f"annotation {path} is {size[0]}x{size[1]} (WxH) but its sequence's frames "
                     f"are {self.width}x{self.height} ({self.frame_paths[0]})"
                 )
-            _check_mask_mode(path, mode)
-            self._mask_by_index[t] = path
+            check_mask_mode(path, mode)
         self.mask_paths: list[Path] = [p for _, p in masks]
 
         self._object_ids: list[int] | None = None
@@ -211,7 +156,7 @@ class VideoSequence:
                 arr = np.array(im)
         except Exception as e:
             raise DatasetError(f"cannot read annotation {path}: {e}") from e
-        _check_mask_mode(path, mode)
+        check_mask_mode(path, mode)
         if arr.shape != (self.height, self.width):
             raise DatasetError(
                 f"annotation {path} is {arr.shape[1]}x{arr.shape[0]} (WxH) but sequence "

@@ -5,6 +5,14 @@ Layout::
     ROOT/JPEGImages/[<resolution>/]<seq>/<int>.jpg
     ROOT/Annotations/[<resolution>/]<seq>/<int>.png
 
+DAVIS has a resolution level (``480p``) and masks on every frame; MOSE and YouTube-VOS
+(``train/``, ``valid/``) have none, and their masks are sparse: YouTube-VOS keeps every 5th
+frame (``00000``, ``00005``, ...; all frames in ``valid_all_frames/``), the validation sets
+annotate only where an object first appears. Frame numbers may skip or start anywhere;
+an annotation belongs to the frame with its number. Frames and annotations may come from
+different roots. Other files (``meta.json``, ``ImageSets/``) are not needed: objects and
+their first frames are read from the masks.
+
 Mask conventions:
 
 * Palette PNGs (PIL mode ``"P"``): the pixel value is the object id, 0 is background and

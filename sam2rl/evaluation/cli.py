@@ -14,6 +14,7 @@ from sam2rl.controllers import make_controller
 from sam2rl.datasets import VideoDataset
 from sam2rl.errors import InputError, report_error
 from sam2rl.evaluation.evaluate import evaluate
+from sam2rl.evaluation.protocols import PROTOCOLS
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
@@ -27,8 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The headline is each controller's relative improvement of tracking quality over FIFO "
                "(column 'vs FIFO', overall.gain_over_fifo in the JSON, gain_over_fifo in the overall CSV); "
                "include fifo in --controllers to get it.")
-    parser.add_argument("--data", required=True, type=Path, help="dataset root in the DAVIS layout")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="dataset root: JPEGImages/, Annotations/ (DAVIS, MOSE, YouTube-VOS train/ or valid/)")
     parser.add_argument("--split", help="text file listing the sequences to use (default: all)")
+    parser.add_argument("--frames-root", type=Path, help="frames from here instead of --data (e.g. YouTube-VOS "
+                        "valid_all_frames): a folder with JPEGImages/, or the folder of the video folders")
+    parser.add_argument("--annotations-root", type=Path, help="annotations from here instead of --data: a folder "
+                        "with Annotations/, or the folder of the video folders")
     parser.add_argument("--model", default="nano", help="SAM 2 short name (sam2.1_hiera_t, ..., nano)")
     parser.add_argument("--config", help="path to a sam2-style model YAML (instead of --model)")
     parser.add_argument("--checkpoint", help="official-format checkpoint ({'model': state_dict})")
@@ -40,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "oracle, search (ground-truth search over memory schedules), random, agent:PATH (a "
                              "trained agent) or a dotted path to a Controller class (default: fifo)")
     parser.add_argument("--skip-first", type=int, default=7, help="frames skipped by the tracking-quality mean")
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="sam2rl",
+                        help="sam2rl: tracking quality and J, F, J&F over each track's frames (default); davis2017: "
+                             "as published SAM 2 numbers, the DAVIS 2017 toolkit's J and F mean, recall and decay "
+                             "on frames 1..N-2 of non-overlapping masks (add --dtype bf16 on a GPU for sam2's "
+                             "vos_inference.py precision)")
+    parser.add_argument("--non-overlap", action=argparse.BooleanOptionalAction, default=None,
+                        help="make each sequence's masks share no pixel as sam2's vos_inference.py does, before "
+                             "scoring and writing them (default: on for --protocol davis2017 only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: bfloat16 autocast (CUDA, or a CPU with bfloat16 units)")
@@ -63,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # the davis2017 table has 12 columns
     spec = ModelSpec(args.config or args.model, checkpoint=args.checkpoint, image_size=args.image_size,
                      random_weights=args.random_weights)
     try:
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             raise ValueError("--controllers is empty")
         rules = {name: make_controller(name) for name in names if not name.startswith("agent:")}
-        dataset = VideoDataset(args.data, split=args.split)
+        dataset = VideoDataset(args.data, split=args.split, frames_root=args.frames_root,
+                               annotations_root=args.annotations_root)
         total = sum(len(video.tracks()) for video in dataset.sequences)
         settings = TrackerSettings(autocast=args.dtype == "bf16", compile=args.compile)
         tracker = Tracker.from_spec(spec, args.device, settings)  # evaluate() sizes banks per controller
@@ -91,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(console=console, transient=True) as progress:  # a ControllerError ends the command with status 2
         task = progress.add_task("tracking", total=len(dataset) * len(controllers))
         results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
-                           cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task), on_runs=gifs)
+                           cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task), on_runs=gifs,
+                           protocol=args.protocol, non_overlap=args.non_overlap)
     results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
     console.print(results_table(results, "sam2rl eval"))
     if args.json is not None:

@@ -11,7 +11,7 @@ from PIL import Image
 from sam2rl.controllers import CONTROLLERS, Controller, track_video
 from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
-from sam2rl.metrics import score_track
+from sam2rl.evaluation.protocols import NON_OVERLAP, non_overlapping_runs, protocol_of, score_run, summary_keys
 from sam2rl.evaluation.report import safe_name
 from sam2rl.tracker import FeatureCache, Tracker, TrackRun, video_features
 
@@ -20,8 +20,6 @@ __all__ = ["RunsCallback", "evaluate", "pool_results", "write_masks"]
 RunsCallback = Callable[[VideoSequence, str, list[TrackRun]], None]
 """`on_runs(video, controller_name, runs)`: the `TrackRun`s (masks included) of one sequence and
 controller, handed over before they are dropped (overlay videos, custom dumps)."""
-
-SUMMARY_KEYS = ("quality", "j_mean", "f_mean", "jf_mean", "presence")
 
 
 def _mean(rows: Sequence[dict], key: str) -> float:
@@ -32,11 +30,25 @@ def _mean(rows: Sequence[dict], key: str) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+def _means(rows: Sequence[dict], protocol: str) -> dict[str, float]:
+    """`_mean` of each figure `protocol` reports; its DAVIS 2017 J&F is the mean of the J and F means,
+    as the toolkit's global J&F."""
+    means = {key: _mean(rows, key) for key in summary_keys(protocol)}
+    if protocol == "davis2017":
+        means["jf_mean"] = (means["j_mean"] + means["f_mean"]) / 2
+    return means
+
+
 def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
-    """DAVIS-layout palette PNGs at the video's resolution; where objects overlap the higher id wins."""
+    """DAVIS-layout palette PNGs at the video's resolution, one per frame named after the source frame
+    (`<frame stem>.png`, so strided or offset sets such as YouTube-VOS submit as they are); where objects
+    overlap the higher id wins."""
     folder = out / video.name
     folder.mkdir(parents=True, exist_ok=True)
-    palette = Image.open(video.mask_paths[0]).getpalette() if video.mask_paths else None
+    palette = None
+    if video.mask_paths:
+        with Image.open(video.mask_paths[0]) as source:
+            palette = source.getpalette()
     for t in range(video.num_frames):
         ids = np.zeros((video.height, video.width), dtype=np.uint8)
         for run in sorted(runs, key=lambda r: r.track.object_id):
@@ -44,14 +56,15 @@ def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
                 ids[run.masks[t - run.track.prompt_frame].numpy()] = run.track.object_id
         image = Image.fromarray(ids, mode="P")
         image.putpalette(palette or davis_palette())
-        image.save(folder / f"{t:05d}.png")
+        image.save(folder / f"{video.frame_names[t]}.png")
 
 
 def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
              dump_masks: Path | None = None, cache_dir: Path | None = None, tracks: Sequence[Track] | None = None,
              on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None,
-             features: Mapping[str, FeatureCache] | None = None) -> dict:
-    """Track every object of every sequence with each controller and score it.
+             features: Mapping[str, FeatureCache] | None = None, protocol: str = "sam2rl",
+             non_overlap: bool | None = None) -> dict:
+    """Track every object of every sequence with each controller and score it under `protocol`.
 
     Each controller tracks with banks of its own `max_anchors` anchor slots. `tracks` limits
     the evaluation to those tracks (default: every object of every sequence).
@@ -66,11 +79,18 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     each sequence and controller (only one sequence's runs are held at a time). `features`: image
     features already computed for some sequences (by name), so repeated evaluations with the same
     tracker weights do not run the image encoder again.
+    `protocol` (see `sam2rl.evaluation.protocols`): "sam2rl", SAM2RL's tracking quality and DAVIS-style
+    means, or "davis2017", the DAVIS 2017 toolkit's J/F mean, recall and decay as published SAM 2 numbers
+    are scored. `non_overlap` (default: on for davis2017 only) makes each sequence's masks share no pixel
+    as sam2's `vos_inference.py` does, before they are scored, written and handed to `on_runs`.
     """
+    summary_keys(protocol)  # a known protocol, before anything runs
+    non_overlap = NON_OVERLAP[protocol] if non_overlap is None else non_overlap
     names = [controller.name for controller in controllers]
     if len(set(names)) != len(names):
         raise ValueError(f"controller names must be unique, got {', '.join(names)}")
-    results: dict = {"model": tracker.identity, "skip_first": skip_first, "controllers": {}}
+    results: dict = {"model": tracker.identity, "skip_first": skip_first, "protocol": protocol,
+                     "non_overlap": non_overlap, "controllers": {}}
     trackers = {controller.name: tracker.with_anchors(controller.max_anchors) for controller in controllers}
     for controller in controllers:
         results["controllers"][controller.name] = {
@@ -87,11 +107,12 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
             own = trackers[controller.name]
             controller.bind_video(own, video, tracks=chosen, features=cache)
             runs = track_video(own, video, controller, tracks=chosen, features=cache)
+            if non_overlap:
+                runs = non_overlapping_runs(runs)
             entry = results["controllers"][controller.name]
             rows = []
             for run in runs:
-                gt, annotated = video.object_masks(run.track.object_id, run.frames)
-                scores = score_track(run.masks, gt, skip_first=skip_first, annotated=annotated).to_dict()
+                scores = score_run(video, run, protocol, skip_first)
                 rows.append({"sequence": video.name, "object_id": run.track.object_id,
                              "prompt_frame": run.track.prompt_frame, "fps": 1.0 / max(run.seconds / max(len(run.frames) - 1, 1), 1e-9),
                              **scores, "bank_frames": run.bank_frames.tolist(), "actions": run.actions.tolist()})
@@ -107,12 +128,13 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
 
 def _summarize(results: dict) -> dict:
     """Each controller's means per sequence and `overall` over its tracks, and its relative gain over FIFO."""
+    protocol = protocol_of(results)
     for entry in results["controllers"].values():
         sequences: dict[str, list[dict]] = {}
         for row in entry["tracks"]:
             sequences.setdefault(row["sequence"], []).append(row)
-        entry["sequences"] = {name: {key: _mean(rows, key) for key in SUMMARY_KEYS} for name, rows in sequences.items()}
-        entry["overall"] = {key: _mean(entry["tracks"], key) for key in (*SUMMARY_KEYS, "fps")}
+        entry["sequences"] = {name: _means(rows, protocol) for name, rows in sequences.items()}
+        entry["overall"] = {**_means(entry["tracks"], protocol), "fps": _mean(entry["tracks"], "fps")}
     fifo = results["controllers"].get("fifo")
     for entry in results["controllers"].values():
         gain = None
@@ -131,19 +153,21 @@ def _heuristic(name: str, entry: dict) -> bool:
 def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
     """One result from several `evaluate` results on different tracks (e.g. one per fresh video set):
     each controller's tracks together, and every mean over all of them, so a headline rests on more
-    tracks than one run scored. Model, `skip_first`, controllers and bank layouts must agree; a
-    track may appear in one run only. `sources` names the runs in errors and in `data`."""
+    tracks than one run scored. Model, `skip_first`, protocol, non-overlap, controllers and bank layouts
+    must agree; a track may appear in one run only. `sources` names the runs in errors and in `data`."""
     if len(runs) != len(sources) or not runs:
         raise ValueError(f"pool: give one source name per result, got {len(runs)} results and {len(sources)} names")
+    settings = [{"model": run.get("model"), "skip_first": run.get("skip_first"), "protocol": protocol_of(run),
+                 "non_overlap": run.get("non_overlap", False)} for run in runs]
     first, origin = runs[0], sources[0]
-    for run, source in zip(runs[1:], sources[1:]):
-        for key in ("model", "skip_first"):
-            if run.get(key) != first.get(key):
-                raise ValueError(f"pool: {source}: {key} {run.get(key)} differs from {origin}'s {first.get(key)}")
+    for run, setting, source in zip(runs[1:], settings[1:], sources[1:]):
+        for key, value in setting.items():
+            if value != settings[0][key]:
+                raise ValueError(f"pool: {source}: {key} {value} differs from {origin}'s {settings[0][key]}")
         if list(run["controllers"]) != list(first["controllers"]):
             raise ValueError(f"pool: {source}: controllers {list(run['controllers'])} differ from "
                              f"{origin}'s {list(first['controllers'])}")
-    pooled: dict = {"model": first["model"], "skip_first": first["skip_first"], "controllers": {},
+    pooled: dict = {**settings[0], "controllers": {},
                     "data": {"pooled": [{"source": source, **run.get("data", {})} for run, source in zip(runs, sources)]}}
     for name, reference in first["controllers"].items():
         heuristic = _heuristic(name, reference)

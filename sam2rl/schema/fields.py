@@ -38,6 +38,10 @@ class Rule:
         return iter(()) if value is None else self.check(value)
 
 
+def _anything(value: Any) -> Problems:
+    return iter(())
+
+
 def _field(default: Any, check: Callable[[Any], Problems]) -> Any:
     """A dataclass field with `default` (a callable: its factory) and its rule."""
     metadata = {RULE: Rule(check)}
@@ -97,17 +101,17 @@ def number(default: float | None, *, low: float | None = None, high: float | Non
 def section(cls: type, check: Callable[[Any], Problems] | None = None) -> Any:
     """A recipe section: a dataclass whose fields have their own rules; `check(section)` for rules
     across its fields, yielding (".field", what is wrong), asked only when each field is in range."""
-    return _field(cls, check or (lambda value: iter(())))
+    return _field(cls, check or _anything)
 
 
 def flag(default: bool) -> Any:
     """true or false (OmegaConf already refuses anything else)."""
-    return _field(default, lambda value: iter(()))
+    return _field(default, _anything)
 
 
 def options(default: Callable[[], dict[str, Any]] = dict) -> Any:
     """Free-form keyword arguments of a named component, which checks them itself when it is built."""
-    return _field(default, lambda value: iter(()))
+    return _field(default, _anything)
 
 
 def _nonempty(value: Any) -> Problems:
@@ -169,9 +173,13 @@ def items(default: Callable[[], list[Any]], what: str, *,
     return _field(default, check_list)
 
 
-def _writable(path: Path, want_folder: bool) -> Problems:
-    """Whether `path` can be made a folder (or written as a file): nothing of the other kind stands
-    there, and no file stands where one of its folders would be."""
+def _writable(value: Any, want_folder: bool) -> Problems:
+    """Whether path `value` can be made a folder (or written as a file): nothing of the other kind
+    stands there, and no file stands where one of its folders would be."""
+    if not isinstance(value, str) or not value.strip():
+        yield from _nonempty(value)
+        return
+    path = Path(value)
     if path.exists() and path.is_dir() != want_folder:
         yield "", f"{path} is {'a file' if want_folder else 'a folder'}, not {'a folder' if want_folder else 'a file'}"
         return
@@ -184,12 +192,12 @@ def _writable(path: Path, want_folder: bool) -> Problems:
 
 def folder(default: str | None) -> Any:
     """A folder the run writes into (made when missing)."""
-    return _field(default, lambda value: _nonempty(value) if not str(value).strip() else _writable(Path(value), True))
+    return _field(default, lambda value: _writable(value, want_folder=True))
 
 
 def output_file(default: str) -> Any:
     """A file the run writes (its folders made when missing)."""
-    return _field(default, lambda value: _nonempty(value) if not str(value).strip() else _writable(Path(value), False))
+    return _field(default, lambda value: _writable(value, want_folder=False))
 
 
 def custom(default: Any, check: Callable[[Any], str | None]) -> Any:

@@ -111,6 +111,13 @@ class MemoryBank:
         newer = (self.recent.frame[:, None, :] > self.recent.frame[:, :, None]) & self.recent.valid[:, None, :]
         return newer.sum(dim=2)
 
+    def anchors_between(self, frame: torch.Tensor) -> torch.Tensor:
+        """[B, R] how many anchors lie strictly between each recent slot's frame and `frame` [B]: the
+        places SAM 2's conditioning frames take in its recent window (`TrackerSettings.anchors_in_window`)."""
+        anchor = self.anchors.frame[:, None, :]
+        between = (anchor > self.recent.frame[:, :, None]) & (anchor < frame[:, None, None]) & self.anchors.valid[:, None, :]
+        return between.sum(dim=2)
+
     def slot_frames(self) -> torch.Tensor:
         """[B, A + R] frame held by each slot, anchors first, -1 where empty (memory timelines)."""
         frames = torch.cat([self.anchors.frame, self.recent.frame], dim=1)

@@ -46,6 +46,12 @@ class TrackerSettings:
     """Object pointers: SAM 2's last 15 tracked frames (`recent`), or those of the bank's slots."""
     max_anchors: int = 1
     """Anchor (t_pos 0) slots per track; the prompt takes the first."""
+    anchors_in_window: bool = False
+    """Anchors between a recent memory and the current frame take a place in the recent window, as
+    SAM 2's conditioning frames do (it reads its last num_maskmem - 1 frames by distance, and a
+    conditioning frame among them leaves its place empty); memories pushed out are not read. Off, the
+    recent slots are numbered among themselves. `SAM2RLVideoPredictor` turns it on (prompts on
+    several frames, passes that start from earlier tracking)."""
     bank_dtype: torch.dtype = torch.bfloat16
     """Memory features are stored as `SAM2VideoPredictor` stores them (bfloat16)."""
     feature_dtype: torch.dtype = torch.float32
@@ -103,9 +109,14 @@ class Tracker:
 
     def with_anchors(self, max_anchors: int) -> Tracker:
         """The same model and settings with banks of `max_anchors` anchor slots (shares the weights)."""
-        if max_anchors == self.settings.max_anchors:
+        return self.with_settings(max_anchors=max_anchors)
+
+    def with_settings(self, **changes: object) -> Tracker:
+        """The same model with some `TrackerSettings` changed (shares the weights; self if none change)."""
+        settings = replace(self.settings, **changes)
+        if settings == self.settings:
             return self
-        return Tracker(self.model, replace(self.settings, max_anchors=max_anchors), self.spec, self.weights_digest)
+        return Tracker(self.model, settings, self.spec, self.weights_digest)
 
     @cached_property
     def identity(self) -> dict[str, str]:
@@ -279,13 +290,18 @@ class Tracker:
         num_anchor = bank.anchors.valid.shape[1]
         spatial = torch.cat([bank.anchors, bank.recent], dim=1)  # Memories [B, A + R]
         # temporal position: anchors 0; recent slots by recency, newest num_maskmem - 1
-        recent_tpos = model.num_maskmem - 1 - bank.newer_count()
+        newer = bank.newer_count()
+        if self.settings.anchors_in_window:
+            newer = newer + bank.anchors_between(frame)
+        recent_tpos = model.num_maskmem - 1 - newer
         tpos = torch.cat([torch.zeros_like(bank.anchors.frame), recent_tpos], dim=1)
-        # sequence order as SAM 2's: anchors in slot order, then recent oldest first; invalid last
+        # read: every anchor and each recent memory still in the window (all of them, unless anchors_in_window)
+        read = spatial.valid & torch.cat([torch.ones_like(bank.anchors.valid), recent_tpos > 0], dim=1)
+        # sequence order as SAM 2's: anchors in slot order, then recent oldest first; unread last
         slot_key = torch.cat([torch.arange(num_anchor, device=frame.device).expand(batch, -1), num_anchor + tpos[:, num_anchor:]], dim=1)
-        slot_key = torch.where(spatial.valid, slot_key, torch.full_like(slot_key, 1 << 30))
+        slot_key = torch.where(read, slot_key, torch.full_like(slot_key, 1 << 30))
         spatial_order = slot_key.argsort(dim=1, stable=True)
-        num_spatial = spatial.valid.sum(dim=1)
+        num_spatial = read.sum(dim=1)
 
         ptrs, ptr_dist, ptr_valid = self._pointer_items(bank, frame, num_frames)
         ptr_order = (~ptr_valid).long().argsort(dim=1, stable=True)

@@ -1,11 +1,11 @@
-"""Video object segmentation metrics (DAVIS J, F, J&F; SAM2RL tracking quality), batched in torch.
+"""Per-frame video object segmentation metrics (DAVIS J and F), batched in torch.
 
-Every per-frame metric takes boolean masks shaped ``[..., H, W]`` (any leading batch dims,
-e.g. ``[T, H, W]`` or ``[B, T, H, W]``; numpy arrays are accepted and converted) and returns
-a float32 tensor shaped ``[...]`` on the masks' device. The definitions follow the DAVIS
-reference implementation (``davis2017-evaluation``, ``davis2017/metrics.py``) so that
-numbers are comparable with published results, but are vectorised over the batch instead
-of looping over frames in numpy/OpenCV:
+Every function takes boolean masks shaped ``[..., H, W]`` (any leading batch dims, e.g.
+``[T, H, W]`` or ``[B, T, H, W]``; numpy arrays are accepted and converted) and returns a
+tensor shaped ``[...]`` on the masks' device. The definitions follow the DAVIS reference
+implementation (``davis2017-evaluation``, ``davis2017/metrics.py``) so that numbers are
+comparable with published results, but are vectorised over the batch instead of looping
+over frames in numpy/OpenCV:
 
 * :func:`iou` is ``db_eval_iou`` (J for one frame), with "both masks empty => 1".
 * :func:`seg2bmap` is ``_seg2bmap`` for the same-resolution case.
@@ -13,22 +13,24 @@ of looping over frames in numpy/OpenCV:
   ``cv2.dilate`` with ``skimage.morphology.disk(r)`` is computed exactly as an OR of
   shifted copies (row-by-row decomposition of the disk), which needs no float kernels.
 
+Scores are float32 by default; ``dtype=torch.float64`` repeats the reference's numpy
+float64 arithmetic operation for operation, so its figures (and its ``> 0.5`` recall
+decisions) are reproduced to the bit.
+
 Void pixels (DAVIS-2017 label 255) are not handled here: the dataset reader maps them to
-background, so the reference's ``void_pixels`` argument is always ``None`` for us.
+background, as the toolkit's semi-supervised evaluation does (it passes no void mask).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
-    "TrackScores",
+    "MaskLike",
     "boundary_f",
     "boundary_precision_recall",
     "boundary_tolerance",
@@ -37,8 +39,6 @@ __all__ = [
     "iou",
     "j_and_f",
     "presence_accuracy",
-    "score_track",
-    "score_tracks",
     "seg2bmap",
 ]
 
@@ -87,7 +87,7 @@ def _count(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- region (J)
 
 
-def iou(pred: MaskLike, gt: MaskLike) -> Tensor:
+def iou(pred: MaskLike, gt: MaskLike, dtype: torch.dtype = _OUT_DTYPE) -> Tensor:
     """Region similarity J (intersection over union) per mask, ``[..., H, W] -> [...]``.
 
     Both masks empty gives 1.0: correctly predicting "object absent" is a perfect answer
@@ -96,7 +96,7 @@ def iou(pred: MaskLike, gt: MaskLike) -> Tensor:
     p, g = _mask_pair(pred, gt)
     inter = _count(p & g)
     union = _count(p | g)
-    j = inter.to(_OUT_DTYPE) / union.clamp(min=1).to(_OUT_DTYPE)
+    j = inter.to(dtype) / union.clamp(min=1).to(dtype)
     return torch.where(union == 0, torch.ones_like(j), j)
 
 
@@ -201,7 +201,7 @@ def dilate_disk(mask: MaskLike, radius: float) -> Tensor:
 
 
 def boundary_precision_recall(
-    pred: MaskLike, gt: MaskLike, bound_th: float = 0.008
+    pred: MaskLike, gt: MaskLike, bound_th: float = 0.008, dtype: torch.dtype = _OUT_DTYPE
 ) -> tuple[Tensor, Tensor]:
     """Boundary precision and recall per mask (the two halves of DAVIS F), each ``[...]``.
 
@@ -222,22 +222,22 @@ def boundary_precision_recall(
     # With n_fg == 0 the reference sets precision = 1; with n_gt == 0 (n_fg > 0) it sets
     # precision = 0, which is what fg_match / n_fg gives since gt_b dilated is empty.
     # Symmetrically for recall.
-    one = torch.ones((), dtype=_OUT_DTYPE, device=p.device)
-    precision = torch.where(
-        n_fg > 0, fg_match.to(_OUT_DTYPE) / n_fg.clamp(min=1).to(_OUT_DTYPE), one
-    )
-    recall = torch.where(n_gt > 0, gt_match.to(_OUT_DTYPE) / n_gt.clamp(min=1).to(_OUT_DTYPE), one)
+    one = torch.ones((), dtype=dtype, device=p.device)
+    precision = torch.where(n_fg > 0, fg_match.to(dtype) / n_fg.clamp(min=1).to(dtype), one)
+    recall = torch.where(n_gt > 0, gt_match.to(dtype) / n_gt.clamp(min=1).to(dtype), one)
     return precision, recall
 
 
-def boundary_f(pred: MaskLike, gt: MaskLike, bound_th: float = 0.008) -> Tensor:
+def boundary_f(
+    pred: MaskLike, gt: MaskLike, bound_th: float = 0.008, dtype: torch.dtype = _OUT_DTYPE
+) -> Tensor:
     """Contour accuracy F (DAVIS ``f_measure``) per mask, ``[..., H, W] -> [...]``.
 
     F = 2PR / (P + R) of :func:`boundary_precision_recall`, 0 when P + R == 0. Scores how
     well the outline is placed, which IoU under-weights for large objects.
     ``bound_th`` < 1 is a fraction of the image diagonal, >= 1 a pixel count.
     """
-    precision, recall = boundary_precision_recall(pred, gt, bound_th)
+    precision, recall = boundary_precision_recall(pred, gt, bound_th, dtype)
     denom = precision + recall
     f = 2 * precision * recall / torch.where(denom > 0, denom, torch.ones_like(denom))
     return torch.where(denom > 0, f, torch.zeros_like(f))
@@ -246,139 +246,3 @@ def boundary_f(pred: MaskLike, gt: MaskLike, bound_th: float = 0.008) -> Tensor:
 def j_and_f(pred: MaskLike, gt: MaskLike, bound_th: float = 0.008) -> Tensor:
     """(J + F) / 2 per mask, ``[..., H, W] -> [...]``: the DAVIS headline number for one frame."""
     return (iou(pred, gt) + boundary_f(pred, gt, bound_th)) / 2
-
-
-# --------------------------------------------------------------------------- per track
-
-
-@dataclass
-class TrackScores:
-    """Scores of one tracked object over one video.
-
-    Per-frame curves (``iou``, ``f``, ``jf``: float tensors ``[T]`` on CPU) are kept for
-    plots; the summaries are plain floats. A summary over an empty frame set is NaN.
-    """
-
-    iou: Tensor
-    f: Tensor
-    jf: Tensor
-    quality: float
-    j_mean: float
-    f_mean: float
-    jf_mean: float
-    presence: float
-    num_frames: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain floats / lists / ints, ready for ``json.dump`` (NaN stays float NaN)."""
-        return {
-            "iou": [float(v) for v in self.iou.tolist()],
-            "f": [float(v) for v in self.f.tolist()],
-            "jf": [float(v) for v in self.jf.tolist()],
-            "quality": float(self.quality),
-            "j_mean": float(self.j_mean),
-            "f_mean": float(self.f_mean),
-            "jf_mean": float(self.jf_mean),
-            "presence": float(self.presence),
-            "num_frames": int(self.num_frames),
-        }
-
-
-def _masked_mean(values: Tensor, keep: Tensor) -> float:
-    """Mean of ``values[keep]``; NaN when nothing is kept (rather than a misleading 0)."""
-    if not bool(keep.any()):
-        return float("nan")
-    return float(values[keep].double().mean())
-
-
-def _summarise(
-    j: Tensor,
-    f: Tensor,
-    presence: Tensor,
-    skip_first: int,
-    annotated: Tensor | None,
-) -> TrackScores:
-    """Build :class:`TrackScores` from per-frame ``[T]`` metrics (CPU tensors)."""
-    T = int(j.shape[0])
-    if skip_first < 0:
-        raise ValueError(f"skip_first must be >= 0, got {skip_first}")
-    if annotated is None:
-        ann = torch.ones(T, dtype=torch.bool)
-    else:
-        if isinstance(annotated, np.ndarray):
-            annotated = torch.from_numpy(np.ascontiguousarray(annotated))
-        ann = torch.as_tensor(annotated).cpu()
-        ann = (ann if ann.dtype == torch.bool else ann != 0).reshape(-1)
-        if ann.shape[0] != T:
-            raise ValueError(f"annotated has {ann.shape[0]} entries for a {T}-frame track")
-    idx = torch.arange(T)
-    jf = (j + f) / 2
-    quality_keep = ann & ((idx >= skip_first) if T > skip_first else torch.ones_like(ann))
-    davis_keep = ann & (idx >= 1)
-    return TrackScores(
-        iou=j,
-        f=f,
-        jf=jf,
-        quality=_masked_mean(j, quality_keep),
-        j_mean=_masked_mean(j, davis_keep),
-        f_mean=_masked_mean(f, davis_keep),
-        jf_mean=_masked_mean(jf, davis_keep),
-        presence=_masked_mean(presence, ann),
-        num_frames=T,
-    )
-
-
-def score_track(
-    pred: MaskLike,
-    gt: MaskLike,
-    skip_first: int = 7,
-    annotated: MaskLike | None = None,
-    bound_th: float = 0.008,
-) -> TrackScores:
-    """Score one object's track: ``pred``, ``gt`` are ``[T, H, W]`` masks (frame 0 = prompt).
-
-    * ``quality`` (SAM2RL tracking quality): mean IoU over frames ``skip_first..T-1``; the
-      first frames are skipped because the memory bank is still filling there and all
-      policies behave alike. If the track has ``T <= skip_first`` frames, all frames are
-      used instead (so short tracks still get a score).
-    * ``j_mean``, ``f_mean``, ``jf_mean`` (DAVIS style): means over frames ``1..T-1``; frame
-      0 is the prompt frame, whose mask is given, so it says nothing about tracking. (The
-      DAVIS-2017 toolkit additionally drops the last frame; we do not.)
-    * ``presence``: mean :func:`presence_accuracy` over all frames.
-
-    ``annotated`` (bool ``[T]``) restricts every summary to frames with ground truth
-    (e.g. sparsely annotated SA-V / YouTube-VOS validation); per-frame curves are kept for
-    all frames. Summaries over an empty frame set are NaN.
-    """
-    p, g = _mask_pair(pred, gt)
-    if p.ndim != 3:
-        raise ValueError(f"score_track expects [T, H, W] masks, got {tuple(p.shape)}")
-    return score_tracks(p[None], g[None], skip_first, None if annotated is None else [annotated],
-                        bound_th)[0]
-
-
-def score_tracks(
-    pred: MaskLike,
-    gt: MaskLike,
-    skip_first: int = 7,
-    annotated: MaskLike | list[MaskLike] | None = None,
-    bound_th: float = 0.008,
-) -> list[TrackScores]:
-    """:func:`score_track` for a batch of equal-length tracks ``[B, T, H, W]``.
-
-    The per-frame metrics are computed in one batched call (on the masks' device);
-    ``annotated`` is ``[B, T]`` (or a list of ``[T]``) or None.
-    """
-    p, g = _mask_pair(pred, gt)
-    if p.ndim != 4:
-        raise ValueError(f"score_tracks expects [B, T, H, W] masks, got {tuple(p.shape)}")
-    B = p.shape[0]
-    j = iou(p, g).cpu()
-    f = boundary_f(p, g, bound_th).cpu()
-    pres = presence_accuracy(p, g).cpu()
-    if annotated is not None and len(annotated) != B:
-        raise ValueError(f"annotated has {len(annotated)} rows for {B} tracks")
-    return [
-        _summarise(j[b], f[b], pres[b], skip_first, None if annotated is None else annotated[b])
-        for b in range(B)
-    ]
