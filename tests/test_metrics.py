@@ -1,10 +1,11 @@
-"""VOS metrics against hand-computed cases and a numpy transcription of the DAVIS reference."""
+"""VOS metrics against hand-computed cases and a numpy transcription of the DAVIS reference (davis_toolkit)."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import davis_toolkit as toolkit  # numpy transcription of the DAVIS 2017 toolkit (tests/davis_toolkit.py)
 import numpy as np
 import pytest
 import torch
@@ -33,63 +34,6 @@ def square(h: int, w: int, r0: int, c0: int, side: int) -> torch.Tensor:
 
 def grid(rows: list[str]) -> torch.Tensor:
     return torch.tensor([[c == "1" for c in row] for row in rows])
-
-
-# ---------------------------------------------------------------- numpy reference (DAVIS)
-
-
-def _ref_seg2bmap(seg: np.ndarray) -> np.ndarray:
-    """Transcription of davis2017 ``_seg2bmap`` (same-size branch)."""
-    seg = seg.astype(bool)
-    e = np.zeros_like(seg)
-    s = np.zeros_like(seg)
-    se = np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = seg ^ e | seg ^ s | seg ^ se
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
-    return b
-
-
-def _ref_dilate(b: np.ndarray, r: int) -> np.ndarray:
-    """cv2.dilate(b, skimage disk(r)) with the default (background) border, by brute force."""
-    h, w = b.shape
-    padded = np.zeros((h + 2 * r, w + 2 * r), dtype=bool)
-    padded[r : r + h, r : r + w] = b
-    out = np.zeros_like(b)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            if dx * dx + dy * dy <= r * r:
-                out |= padded[r + dy : r + dy + h, r + dx : r + dx + w]
-    return out
-
-
-def _ref_f_measure(fg: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float:
-    """Transcription of davis2017 ``f_measure`` without void pixels."""
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(fg.shape))
-    fg_b = _ref_seg2bmap(fg)
-    gt_b = _ref_seg2bmap(gt)
-    fg_dil = _ref_dilate(fg_b, int(bound_pix))
-    gt_dil = _ref_dilate(gt_b, int(bound_pix))
-    gt_match = gt_b * fg_dil
-    fg_match = fg_b * gt_dil
-    n_fg = np.sum(fg_b)
-    n_gt = np.sum(gt_b)
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision = np.sum(fg_match) / float(n_fg)
-        recall = np.sum(gt_match) / float(n_gt)
-    if precision + recall == 0:
-        return 0.0
-    return 2 * precision * recall / (precision + recall)
 
 
 # ---------------------------------------------------------------- IoU
@@ -162,10 +106,10 @@ def test_seg2bmap_matches_reference_on_random_batch() -> None:
     out = seg2bmap(masks)
     assert out.shape == masks.shape
     for idx in np.ndindex(3, 4):
-        assert np.array_equal(out[idx].numpy(), _ref_seg2bmap(masks[idx].numpy())), idx
+        assert np.array_equal(out[idx].numpy(), toolkit.seg2bmap(masks[idx].numpy())), idx
     # degenerate 1-pixel-high image exercises the overwrite order
     row = torch.tensor([[True, False, True, True, False]])
-    assert np.array_equal(seg2bmap(row).numpy(), _ref_seg2bmap(row.numpy()))
+    assert np.array_equal(seg2bmap(row).numpy(), toolkit.seg2bmap(row.numpy()))
 
 
 # ---------------------------------------------------------------- disk and dilation
@@ -199,7 +143,7 @@ def test_dilate_disk_equals_conv_with_disk_kernel(radius: int) -> None:
         masks.reshape(-1, 1, 23, 31).float(), kernel, padding=radius
     ).reshape(masks.shape)
     assert torch.equal(dilate_disk(masks, radius), conv > 0)
-    assert np.array_equal(dilate_disk(masks[0, 0], radius).numpy(), _ref_dilate(masks[0, 0].numpy(), radius))
+    assert np.array_equal(dilate_disk(masks[0, 0], radius).numpy(), toolkit.dilate(masks[0, 0].numpy(), radius))
 
 
 def test_dilate_single_pixel_gives_the_disk() -> None:
@@ -329,7 +273,7 @@ def test_f_matches_reference_transcription_on_random_shapes() -> None:
     for bound_th in (0.008, 0.05, 1, 3):
         f = boundary_f(pred, gt, bound_th)
         assert f.shape == (3, 4)
-        ref = [_ref_f_measure(pred[i].numpy(), gt[i].numpy(), bound_th) for i in np.ndindex(3, 4)]
+        ref = [toolkit.f_measure(pred[i].numpy(), gt[i].numpy(), bound_th) for i in np.ndindex(3, 4)]
         np.testing.assert_allclose(f.reshape(-1).numpy(), ref, rtol=1e-6, atol=1e-7)
     assert 0.0 < float(f.min()) < 1.0  # the case set is not trivial
 
@@ -347,7 +291,7 @@ def test_batched_btHW_equals_per_frame() -> None:
             f1 = boundary_f(pred[b, t], gt[b, t])
             assert j1.shape == ()
             assert jf[b, t].item() == pytest.approx(((j1 + f1) / 2).item())
-            assert f1.item() == pytest.approx(_ref_f_measure(pred[b, t].numpy(), gt[b, t].numpy()))
+            assert f1.item() == pytest.approx(toolkit.f_measure(pred[b, t].numpy(), gt[b, t].numpy()))
 
 
 def test_leading_dims_broadcast_and_size_mismatch_rejected() -> None:
@@ -439,7 +383,7 @@ def test_f_matches_reference_on_real_davis_annotations(davis_root) -> None:
     gt = torch.from_numpy(np.stack([masks[0], masks[0]]))
     pred = torch.from_numpy(np.stack([masks[1], masks[2]]))
     f = boundary_f(pred, gt)
-    ref = [_ref_f_measure(masks[k], masks[0]) for k in (1, 2)]
+    ref = [toolkit.f_measure(masks[k], masks[0]) for k in (1, 2)]
     np.testing.assert_allclose(f.numpy(), ref, rtol=1e-6)
     assert f[1].item() < f[0].item() < 1.0  # the swan drifts away from its first-frame mask
 

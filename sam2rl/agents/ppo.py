@@ -36,12 +36,9 @@ class PPOModule(L.LightningModule):
                  ppo: PPOSettings, iterations: int, seed: int = 0):
         super().__init__()
         self.automatic_optimization = False
-        self.actor = actor
-        self.critic = critic
-        self.make_env = make_env
-        self.ppo = ppo
-        self.iterations = iterations
-        self.seed = seed
+        self.actor, self.critic = actor, critic  # trained
+        self.make_env = make_env  # called once per rank, on the first rollout
+        self.ppo, self.iterations, self.seed = ppo, iterations, seed
         self.advantage = GAE(gamma=ppo.gamma, lmbda=ppo.lmbda, value_network=critic, average_gae=False)
         self.loss = ClipPPOLoss(actor, critic, clip_epsilon=ppo.clip_epsilon, entropy_coeff=ppo.entropy_coeff,
                                 critic_coeff=ppo.critic_coeff, normalize_advantage=True)

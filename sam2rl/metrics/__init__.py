@@ -5,27 +5,10 @@
 (SAM2RL tracking quality, DAVIS means, the DAVIS 2017 toolkit's mean, recall and decay).
 """
 
-from sam2rl.metrics.frame import (
-    MaskLike,
-    boundary_f,
-    boundary_precision_recall,
-    boundary_tolerance,
-    dilate_disk,
-    disk_kernel,
-    iou,
-    j_and_f,
-    presence_accuracy,
-    seg2bmap,
-)
-from sam2rl.metrics.track import (
-    Davis2017Scores,
-    TrackScores,
-    davis2017_scores,
-    db_statistics,
-    score_track,
-    score_tracks,
-    summarise_track,
-)
+from sam2rl.metrics.frame import (MaskLike, boundary_f, boundary_precision_recall, boundary_tolerance, dilate_disk,
+                                  disk_kernel, iou, j_and_f, presence_accuracy, seg2bmap)
+from sam2rl.metrics.track import (Davis2017Scores, TrackScores, davis2017_scores, db_statistics, score_track,
+                                  score_tracks, summarise_track)
 
 __all__ = [
     "Davis2017Scores",

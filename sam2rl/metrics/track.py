@@ -184,8 +184,8 @@ def db_statistics(values: Tensor | np.ndarray) -> tuple[float, float, float]:
     four bins minus the mean over the last, the bins bounded by ``round(linspace(1, N, 5)) - 1``
     and each taking its right bound too (so they are not ``np.array_split``'s: neighbours share
     a frame). NaN frames stay out of the means but count as misses in the recall, as there.
-    One difference: the toolkit keeps the bounds as uint8, which wraps past 256 frames (its
-    decay is then NaN or wrong); here they are exact. No frame at all: three NaNs.
+    One difference: the toolkit keeps the bounds as uint8, which wraps from 256 frames on (257
+    with NumPy < 2; its decay is then NaN or wrong); here they are exact. No frame: three NaNs.
     """
     v = values.double().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values, np.float64)
     v = v.reshape(-1)

@@ -8,6 +8,8 @@ banks from there and writes every tracked frame back, in sam2's layout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -38,9 +40,9 @@ def _memory(output: Output, frame: int, tracker: Tracker) -> Memories:
 
 
 def bank_before(tracker: Tracker, outputs: list[dict[str, dict[int, Output]]], first: int,
-                video_frame: list[int]) -> MemoryBank:
+                flip: Callable[[int], int]) -> MemoryBank:
     """[B] banks for B objects (their sam2 `output_dict`s) as SAM 2 reads them on `first`, the first
-    frame a pass tracks, in the pass's time (`video_frame[u]` is the video frame of time u).
+    frame a pass tracks, in the pass's time (`flip` maps a video frame to pass time and back).
 
     Anchors: every conditioning output (prompt), in sam2's order. Recent slots: the tracked outputs of
     the R frames before `first` (a prompt among them holds its place, see
@@ -50,18 +52,17 @@ def bank_before(tracker: Tracker, outputs: list[dict[str, dict[int, Output]]], f
     bank = tracker.new_bank(len(outputs))
     empty = bank.recent[0, :1]
     pointers, pointer_frame = bank.pointers.clone(), bank.pointer_frame.clone()
-    time = {t: u for u, t in enumerate(video_frame)}
     anchors, recent = [], []
     for row, output in enumerate(outputs):
         cond, tracked = output["cond_frame_outputs"], output["non_cond_frame_outputs"]
-        anchors.append([_memory(out, time[t], tracker) for t, out in cond.items()])
-        window = [u for u in range(first - 1, max(first - 1 - bank.num_recent, -1), -1) if video_frame[u] not in cond]
-        held = [u for u in window if video_frame[u] in tracked]
+        anchors.append([_memory(out, flip(t), tracker) for t, out in cond.items()])
+        window = [u for u in range(first - 1, max(first - 1 - bank.num_recent, -1), -1) if flip(u) not in cond]
+        held = [u for u in window if flip(u) in tracked]
         held = held[:next((k for k, u in enumerate(window) if u not in held), len(window))]
-        recent.append([_memory(tracked[video_frame[u]], u, tracker) for u in held])
-        past = [u for u in range(first - 1, max(first - 1 - pointers.shape[1], -1), -1) if video_frame[u] in tracked]
+        recent.append([_memory(tracked[flip(u)], u, tracker) for u in held])
+        past = [u for u in range(first - 1, max(first - 1 - pointers.shape[1], -1), -1) if flip(u) in tracked]
         for k, u in enumerate(past):
-            pointers[row, k], pointer_frame[row, k] = tracked[video_frame[u]]["obj_ptr"][0], u
+            pointers[row, k], pointer_frame[row, k] = tracked[flip(u)]["obj_ptr"][0], u
 
     def slots(items: list[Memories], count: int) -> Memories:
         if len(items) > count:
