@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-# The default job: one PPO agent per track of the bundled sample (data/sample) on our trained
+# The default job: one PPO agent per track of the bundled sample (sam2rl/sample) on our trained
 # nano tracker, then FIFO, SAMURAI, DAM4SAM, SAM2Long, the oracle and the agents scored on the
 # same tracks; table on the console, results and plots in runs/overfit/.
 run: install
@@ -32,8 +32,8 @@ test: install
 
 # Regenerate the bundled sample (same seed, same bytes).
 sample: install
-	rm -rf data/sample
-	$(VENV)/bin/sam2rl synth --out data/sample --num 2 --seed 1000 --difficulty medium --frames 24 --size 128
+	rm -rf sam2rl/sample
+	$(VENV)/bin/sam2rl synth --out sam2rl/sample --num 2 --seed 1000 --difficulty medium --frames 24 --size 128
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

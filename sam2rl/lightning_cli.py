@@ -6,15 +6,16 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-from sam2rl.run_cli import main as run_main
+from sam2rl.run_cli import main as run_main, shipped_recipes
 from sam2rl.errors import run_command
 from sam2rl.memory_reuse import reuse_freed_memory
 
 __all__ = ["console", "main"]
 
-HELP = """usage: lightning run RECIPE.yaml [key=value ...]
+HELP = """usage: lightning run RECIPE.yaml|NAME [key=value ...]
 
-Runs a sam2rl recipe (recipes/overfit.yaml, recipes/generalize.yaml, recipes/pretrain_tracker.yaml).
+Runs a sam2rl recipe: a YAML file, or one shipped in the package by name (overfit, generalize,
+pretrain_tracker).
 Other `lightning` commands belong to lightning_sdk, which is not installed."""
 
 
@@ -27,7 +28,7 @@ def _sdk_command():
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["run"] and len(argv) > 1 and argv[1].endswith((".yaml", ".yml")):
+    if argv[:1] == ["run"] and len(argv) > 1 and (argv[1].endswith((".yaml", ".yml")) or argv[1] in shipped_recipes()):
         return run_command(run_main, argv[1:])
     sdk = _sdk_command()
     if sdk is not None:

@@ -56,7 +56,7 @@ def nano_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def late_object_sample(tmp_path: Path) -> Path:
     """The bundled sample with object 7 first seen on the last two frames of one video."""
     root = tmp_path / "late"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "sample", root)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "sam2rl" / "sample", root)
     for t in (22, 23):
         path = root / "Annotations" / "480p" / "synth-medium-1000-000" / f"{t:05d}.png"
         with Image.open(path) as image:

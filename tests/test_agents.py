@@ -21,7 +21,7 @@ from sam2rl.schema.agent import EncoderSettings, EpisodeSettings, PPOSettings
 from sam2rl.tracker import ModelSpec, Tracker
 from sam2rl.tracker.bank import ActionLayout
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
 
 
@@ -213,8 +213,8 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
 def test_bad_paths_and_names_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Input errors raised deep inside a run (dataset, checkpoint, model) print one line, no traceback."""
-    monkeypatch.chdir(tmp_path)  # the recipe's data.root (data/sample) is relative: not found from here
-    assert lightning(["run", str(RECIPE)]) == 2
+    monkeypatch.chdir(tmp_path)  # a relative data.root is read from the current folder: not found from here
+    assert lightning(["run", str(RECIPE), "data.root=data/sample"]) == 2
     out = capsys.readouterr().err
     assert out.startswith("error: dataset root data/sample (relative to the current folder: ") and "Traceback" not in out
     assert str(tmp_path / "data" / "sample") in out

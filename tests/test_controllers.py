@@ -34,7 +34,7 @@ def _one_thread():
 
 SIZE = 32  # model input size of the hand-built predictions
 FRAMES = 6  # of the DAVIS clip tracked for real
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 
 
 # -- hand-built tensorclasses ----------------------------------------------------------------------
@@ -493,7 +493,7 @@ def test_sam2long_traces_the_best_pathway_back_through_its_parents() -> None:
 def test_sam2long_search_departs_from_one_pathway_on_trained_weights() -> None:
     """With random weights the three pathways never change the result; with our trained tracker
     they do on this sample video, so the search's bookkeeping is exercised."""
-    tracker = Tracker.from_spec(ModelSpec("nano", image_size=128))  # data/nano.pt
+    tracker = Tracker.from_spec(ModelSpec("nano", image_size=128))  # sam2rl/weights/nano.pt
     video = VideoDataset(SAMPLE)["synth-medium-1000-001"]
     features = video_features(tracker, video)
     three = track_video_sam2long(tracker, video, num_pathways=3, features=features)

@@ -16,7 +16,7 @@ from sam2rl.rewards import CompositeReward
 from sam2rl.schema.agent import EpisodeSettings
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 
 
 @pytest.fixture(scope="module")

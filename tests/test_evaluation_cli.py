@@ -66,7 +66,7 @@ def test_top_level_help_and_unknown_command(capsys: pytest.CaptureFixture) -> No
 
 def test_eval_in_bfloat16_tracks_as_float32_does(tmp_path: Path) -> None:
     """`--dtype bf16` runs the tracker under bfloat16 autocast: other arithmetic, the same tracking."""
-    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    sample = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
     scores = {}
     for dtype in ("fp32", "bf16"):
         out = tmp_path / f"{dtype}.json"
@@ -79,7 +79,7 @@ def test_eval_in_bfloat16_tracks_as_float32_does(tmp_path: Path) -> None:
 
 
 def test_eval_feature_cache_dir_is_written_once_and_reused(tmp_path: Path) -> None:
-    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    sample = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
     args = ["eval", "--data", str(sample), "--model", "nano", "--random-weights", "--image-size", "64",
             "--cache-dir", str(tmp_path / "cache")]
     assert sam2rl([*args, "--json", str(tmp_path / "a.json")]) == 0

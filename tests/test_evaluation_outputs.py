@@ -16,7 +16,7 @@ from sam2rl.evaluation.plots import comparison_figure, write_plots
 from sam2rl.evaluation.report import OVERALL_COLUMNS, TRACK_COLUMNS
 from sam2rl.tracker import TrackRun
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -24,7 +24,7 @@ from sam2rl.evaluation.report import TRACK_COLUMNS, results_table
 from sam2rl.metrics import score_track
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, TrackRun, video_features
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 FIGURES = ("j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")
 OLD_ROW_KEYS = {"sequence", "object_id", "prompt_frame", "fps", "iou", "f", "jf", "quality", "j_mean", "f_mean",
                 "jf_mean", "presence", "num_frames", "bank_frames", "actions"}

@@ -17,7 +17,7 @@ from sam2rl.schema.agent import EncoderSettings, ImitationSettings
 from sam2rl.tracker import Memories, MemoryBank, ModelSpec, Prediction, Tracker, video_features
 from sam2rl.tracker.bank import ActionLayout
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 TRACK = ("synth-medium-1000-000", 1)
 
 

@@ -12,7 +12,7 @@ from sam2rl.cli import main as sam2rl
 from sam2rl.evaluation.evaluate import pool_results
 from sam2rl.evaluation.headline import describe_headline, headline
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 MODEL = {"model": "nano", "image_size": 64, "config_sha256": "c", "weights_sha256": "w"}
 
 

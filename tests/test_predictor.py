@@ -1,5 +1,11 @@
-"""SAM2RLVideoPredictor against sam2's SAM2VideoPredictor: the same calls on both (same weights: our
-trained nano), the same outputs under FIFO; then what only ours has (controllers, kept features)."""
+"""SAM2RLVideoPredictor against sam2's SAM2VideoPredictor: the same calls on both, with the same weights,
+give the same outputs under FIFO; then what only ours has (controllers, kept features).
+
+The comparisons use random nano weights: ours differs from sam2 by float noise (~4e-7, from object
+pointers projected for all candidates at once), 1000x below the tolerance and below what a wrong memory
+rule changes (1e-3 and more). With trained weights that noise can flip a bfloat16 memory value by one
+step, which moves logits by up to ~1e-3; the first test also runs on our trained nano, where it does not.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +42,14 @@ def cast_memories_as_with_pointers(predictor: SAM2VideoPredictor) -> SAM2VideoPr
     return predictor
 
 
+def both(checkpoint: Path) -> tuple[SAM2VideoPredictor, SAM2RLVideoPredictor]:
+    spec = ModelSpec("nano", checkpoint=str(checkpoint), image_size=128)
+    return cast_memories_as_with_pointers(reference_predictor(spec, checkpoint)), SAM2RLVideoPredictor(Tracker.from_spec(spec))
+
+
 @pytest.fixture(scope="module")
-def predictors() -> tuple[SAM2VideoPredictor, SAM2RLVideoPredictor]:
-    spec = ModelSpec("nano", checkpoint=str(TRAINED_NANO), image_size=128)
-    return cast_memories_as_with_pointers(reference_predictor(spec, TRAINED_NANO)), SAM2RLVideoPredictor(Tracker.from_spec(spec))
+def predictors(nano_random_checkpoint: Path) -> tuple[SAM2VideoPredictor, SAM2RLVideoPredictor]:
+    return both(nano_random_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +87,18 @@ def assert_same_as_sam2(predictors: tuple, folder: str, script: Script, mask: np
         assert got.shape == expected.shape, f"output {k} (frame {t}): shape {tuple(got.shape)}, sam2 {tuple(expected.shape)}"
         assert torch.allclose(got, expected, atol=1e-4), f"output {k} (frame {t}): logits differ by {(got - expected).abs().max():.2e}"
         worst = max(worst, (got - expected).abs().max().item())
-    # the trained tracker's logits vary across frames, so agreement is not trivial
-    assert torch.stack([m.float().std() for _, _, m in reference]).max() > 1
+    logits = torch.cat([m[m > -1000] for _, _, m in reference])  # -1024: sam2's "no mask"
+    assert logits.std() > 1  # they vary, so agreement is not trivial
     print(f"{len(reference)} outputs, worst logit difference {worst:.2e}")
     return worst
 
 
-def test_prompts_on_one_frame(predictors: tuple, clip: str, mask: np.ndarray) -> None:
+@pytest.mark.parametrize("weights", ["random", "trained"])
+def test_prompts_on_one_frame(weights: str, predictors: tuple, clip: str, mask: np.ndarray) -> None:
     """Clicks, a mask and a box on frame 0; every call returns all objects, as sam2's does."""
+    if weights == "trained":
+        predictors = both(TRAINED_NANO)
+
     def script(p, state, mask):
         yield p.add_new_points_or_box(state, 0, 1, points=[[400, 200]], labels=[1])
         yield p.add_new_mask(state, 0, 2, mask)

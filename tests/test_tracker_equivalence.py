@@ -51,7 +51,7 @@ def track_reference(predictor, clip: Path) -> dict[int, torch.Tensor]:
     return {t: masks[0, 0].clone() for t, _, masks in predictor.propagate_in_video(state)}
 
 
-TRAINED_NANO = Path(__file__).resolve().parents[1] / "data" / "nano.pt"
+TRAINED_NANO = Path(__file__).resolve().parents[1] / "sam2rl" / "weights" / "nano.pt"
 
 
 @pytest.mark.parametrize("name,size,weights,compiled", [("sam2.1_hiera_t", 256, None, False), ("nano", 128, None, False),

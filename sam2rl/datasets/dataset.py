@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
 
 from sam2rl.datasets.sequence import Track, VideoSequence
@@ -27,8 +28,21 @@ def _read_split_file(path: Path) -> list[str]:
     return names
 
 
+PACKAGE_PREFIX = "sam2rl:"
+"""A root written `sam2rl:NAME` is the folder NAME inside the installed package (`sam2rl:sample`, the
+bundled sample the shipped recipes train on), so a recipe works from any folder and from a wheel."""
+
+
+def resolve_root(path: str | Path) -> Path:
+    """`path` as a folder: `sam2rl:NAME` inside the package, anything else as given."""
+    text = str(path)
+    if text.startswith(PACKAGE_PREFIX):
+        return Path(str(resources.files("sam2rl") / text.removeprefix(PACKAGE_PREFIX)))
+    return Path(path)
+
+
 def _folder(path: str | Path, what: str) -> Path:
-    path = Path(path)
+    path = resolve_root(path)
     if not path.is_dir():
         shown = path if path.is_absolute() else f"{path} (relative to the current folder: {path.resolve()})"
         raise DatasetError(f"{what} {shown} does not exist or is not a folder")

@@ -33,7 +33,7 @@ class ModelSection:
     """The SAM 2 that tracks (recipe section `model`)."""
     name: str = text("nano")
     checkpoint: str | None = text(None)
-    """Weights (official format); null: the model's default (data/nano.pt for nano)."""
+    """Weights (official format); null: the model's default (sam2rl/weights/nano.pt for nano)."""
     random_weights: bool = flag(False)
     image_size: int | None = whole(None, multiple_of=32)
     device: str = pattern("cpu", r"cpu|mps|(cuda|xpu)(:\d+)?", "cpu, mps, cuda[:N] or xpu[:N]")
@@ -44,7 +44,7 @@ class ModelSection:
 @dataclass
 class DataSection:
     """The videos an agent trains on, and (generalize) is scored on (recipe section `data`)."""
-    root: str = text("data/sample")
+    root: str = text("sam2rl:sample")
     split: str | None = text(None)
     tracks: list[str] | None = texts(None, regex=_TRACK, must=_TRACK_MUST)  # "sequence:object_id"; None = every track
     val_root: str | None = text(None)  # generalize: held-out videos

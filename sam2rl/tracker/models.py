@@ -21,7 +21,7 @@ __all__ = ["MODELS", "ModelError", "ModelSpec", "build_sam2_model", "build_sam2_
 
 _SAM2_CONFIGS = resources.files("sam2") / "configs"
 _OWN_CONFIGS = resources.files("sam2rl") / "configs"
-_REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+_OWN_WEIGHTS = Path(str(resources.files("sam2rl") / "weights"))  # ours (nano), shipped inside the package
 
 
 class ModelError(InputError, ValueError):
@@ -68,7 +68,7 @@ def checkpoint_search_dirs() -> list[Path]:
     dirs = []
     if env := os.environ.get("SAM2RL_CHECKPOINT_DIR"):
         dirs.append(Path(env))
-    dirs += [Path.home() / ".cache" / "sam2rl" / "checkpoints", _REPO_DATA]
+    dirs += [Path.home() / ".cache" / "sam2rl" / "checkpoints", _OWN_WEIGHTS]
     return dirs
 
 
