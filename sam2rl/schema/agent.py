@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sam2rl.schema.fields import (Problems, accelerator, choice, custom, flag, folder, items, number,
-                                  options, pattern, precision, section, strategy, text, texts, whole)
+                                  options, precision, section, strategy, text, texts, whole)
 
 __all__ = ["AgentRecipe", "DataSection", "EncoderSettings", "EnvSection", "EpisodeSettings", "EvaluationSection",
            "ImitationSettings", "ModelSection", "OutputSection", "PPOSettings", "RewardConfig", "TrainerSection"]
@@ -36,8 +36,9 @@ class ModelSection:
     """Weights (official format); null: the model's default (sam2rl/weights/nano.pt for nano)."""
     random_weights: bool = flag(False)
     image_size: int | None = whole(None, multiple_of=32)
-    device: str = pattern("cpu", r"cpu|mps|(cuda|xpu)(:\d+)?", "cpu, mps, cuda[:N] or xpu[:N]")
-    bf16: bool = flag(False)  # bfloat16 autocast (CUDA, or a CPU with bfloat16 units)
+    bf16: bool | None = flag(None)
+    """bfloat16 autocast (CUDA, or a CPU with bfloat16 units); null: on where the tracker runs on CUDA.
+    The tracker's device follows `trainer.accelerator` and the process's rank (`sam2rl.tasks.agent`)."""
     compile: bool = flag(False)  # torch.compile the per-frame modules (TrackerSettings.compile); meant for GPU, no gain on CPU
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sam2rl.lookup import did_you_mean
 
 __all__ = ["RULE", "Problems", "Rule", "accelerator", "choice", "custom", "flag", "folder", "items",
-           "number", "options", "output_file", "pattern", "precision", "section", "strategy", "text", "texts", "whole"]
+           "number", "options", "output_file", "precision", "section", "strategy", "text", "texts", "whole"]
 
 RULE = "sam2rl.rule"
 """The `field.metadata` key of a field's `Rule`."""
@@ -122,17 +122,6 @@ def _nonempty(value: Any) -> Problems:
 def text(default: str | None) -> Any:
     """A non-empty string whose meaning a component checks (a model name, a path read later)."""
     return _field(default, _nonempty)
-
-
-def pattern(default: str | None, regex: str, must: str) -> Any:
-    """A string matching `regex` whole; `must` says what it must be in the error."""
-    compiled = re.compile(regex)
-
-    def check(value: Any) -> Problems:
-        if not isinstance(value, str) or not compiled.fullmatch(value):
-            yield "", f"must be {must}, got {value!r}"
-
-    return _field(default, check)
 
 
 def _choices(values: Sequence[Any], value: Any) -> Problems:

@@ -131,6 +131,12 @@ def load_recipe(path: str | Path, schema: type[T], overrides: list[str] | None =
         if inside:  # OmegaConf would try to merge a mapping into the list
             raise RecipeError(f"override {item!r}: {inside[0]} is a list; override it whole, e.g. "
                               f"'{inside[0]}=[...]'")
+        key, _, value = item.partition("=")
+        if f"{key}.name" in valid and "." not in key and not value.startswith("{"):
+            # `model=sam2.1_hiera_l`: the whole section by its name, every other field at its default
+            # (input size, checkpoint looked up by name, bf16 on CUDA)
+            config[key] = OmegaConf.structured(type(OmegaConf.to_object(base[key])))
+            item = f"{key}.name={value}"
         config = merge(config, OmegaConf.from_dotlist([item]), f"override {item!r}")
     try:
         OmegaConf.resolve(config)

@@ -9,7 +9,6 @@ reward names it gives, are checked before anything is written.
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -59,21 +59,33 @@ class _Trained:
     is_main: bool
 
 
-def _process_device(device: str) -> str:
-    """`cuda` in a recipe means this process's GPU. Lightning's DDP runs one process per GPU and
-    names its index in LOCAL_RANK, but the tracker is built before the Trainer selects the GPU, so
-    a bare `cuda` would put every rank's tracker on GPU 0."""
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device
+def tracker_device(accelerator: str) -> torch.device:
+    """The device Lightning gives this process for `trainer.accelerator`, where the tracker must sit.
+
+    The tracker is built before the Trainer starts, so the process's GPU is read the way Lightning's
+    own cluster environments read it: `SLURM_LOCALID` under `srun`, `LOCAL_RANK` under torchrun and
+    Lightning's launcher (0 for a single process).
+    """
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if accelerator not in ("gpu", "cuda"):
+        return torch.device("mps" if accelerator == "mps" else "cpu")
+    for environment in (SLURMEnvironment, TorchElasticEnvironment):
+        if environment.detect():
+            return torch.device("cuda", environment().local_rank())
+    return torch.device("cuda", LightningEnvironment().local_rank())
 
 
 def _tracker(recipe: AgentRecipe) -> Tracker:
     m = recipe.model
     spec = ModelSpec(m.name, checkpoint=m.checkpoint, image_size=m.image_size, random_weights=m.random_weights,
                      seed=recipe.trainer.seed)
+    device = tracker_device(recipe.trainer.accelerator)
+    bf16 = device.type == "cuda" if m.bf16 is None else m.bf16  # on by default where it pays (CUDA)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        settings = TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=m.bf16, compile=m.compile)
-        return Tracker.from_spec(spec, _process_device(m.device), settings)
+        settings = TrackerSettings(max_anchors=recipe.env.max_anchors, autocast=bf16, compile=m.compile)
+        return Tracker.from_spec(spec, device, settings)
 
 
 def _actions(recipe: AgentRecipe, tracker: Tracker) -> ActionLayout:
