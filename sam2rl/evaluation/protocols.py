@@ -21,7 +21,7 @@ from torch import Tensor
 
 from sam2rl.datasets import VideoSequence
 from sam2rl.metrics import boundary_f, davis2017_scores, iou, presence_accuracy, score_track, summarise_track
-from sam2rl.tracker import TrackRun
+from sam2rl.tracker import TrackRun, to_video_resolution
 
 __all__ = ["NON_OVERLAP", "PROTOCOLS", "non_overlapping", "non_overlapping_runs", "protocol_of", "score_run",
            "summary_keys"]
@@ -72,7 +72,11 @@ def non_overlapping_runs(runs: Sequence[TrackRun]) -> list[TrackRun]:
         if len(live) < 2:
             continue
         frame = torch.stack([masks[id(run)][t - run.track.prompt_frame] for run in live])
-        kept = non_overlapping(frame)
+        if all(run.logits is not None for run in live):  # sam2's rule on the logits themselves
+            low = torch.stack([run.logits[t - run.track.prompt_frame] for run in live]).float()
+            kept = non_overlapping(to_video_resolution(low, *frame.shape[-2:])[:, 0])
+        else:  # masks alone: a pixel several objects claim goes to the lowest id
+            kept = non_overlapping(frame)
         for run, old, new in zip(live, frame, kept):
             if not torch.equal(old, new):
                 if masks[id(run)] is run.masks:

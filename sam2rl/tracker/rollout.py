@@ -74,6 +74,7 @@ class TrackRun:
     bank_frames: torch.Tensor  # [T', A + R] frames held in the bank after each frame (-1 empty)
     actions: torch.Tensor  # [T'-1] the controller's action after each tracked frame
     seconds: float  # tracking time of the batch this track was in, per track
+    logits: torch.Tensor | None = None  # [T', 1, S/4, S/4] the chosen masks' low-res logits (masks: upsampled > 0)
 
     @property
     def frames(self) -> range:
@@ -115,5 +116,5 @@ class RunRecorder:
         height, width = self.video.height, self.video.width
         masks = [to_video_resolution(logits[i], height, width)[:, 0] > 0 for i in range(count)]
         seconds = (time.perf_counter() - self.began) / count
-        return [TrackRun(track, masks[i], scores[i], ious[i], banks[i], actions[i], seconds)
+        return [TrackRun(track, masks[i], scores[i], ious[i], banks[i], actions[i], seconds, logits[i])
                 for i, track in enumerate(tracks)]
