@@ -60,14 +60,3 @@ def test_killed_run_resumes_and_does_the_same_number_of_updates(tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert torch.load(last, weights_only=False)["global_step"] == expected
     assert (out / "generalist" / "agent.pt").is_file() and (out / "summary.json").is_file()
-
-
-def test_each_ddp_process_puts_its_tracker_on_its_own_gpu(monkeypatch) -> None:
-    """The tracker is built before Lightning picks the process's GPU; `cuda` must mean that GPU."""
-    from sam2rl.tasks.agent import _process_device
-
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert _process_device("cuda") == "cuda:0"
-    monkeypatch.setenv("LOCAL_RANK", "3")
-    assert _process_device("cuda") == "cuda:3"
-    assert _process_device("cuda:1") == "cuda:1" and _process_device("cpu") == "cpu"  # explicit choices stay

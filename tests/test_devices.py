@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sam2rl.schema.agent import AgentRecipe
-from sam2rl.schema.recipe import load_recipe
+from sam2rl.schema.recipe import RecipeError, load_recipe
 from sam2rl.tasks import agent as agent_task
 from sam2rl.tasks.agent import tracker_device
 
@@ -68,3 +68,5 @@ def test_one_override_selects_an_official_model() -> None:
     assert load_recipe(RECIPE, AgentRecipe, []).model.image_size == 128  # the recipe's own stays otherwise
     tiny = load_recipe(RECIPE, AgentRecipe, ["model=sam2.1_hiera_t", "model.image_size=256"]).model
     assert (tiny.name, tiny.image_size) == ("sam2.1_hiera_t", 256)
+    with pytest.raises(RecipeError, match="unknown key 'model.device'"):  # the device is trainer.accelerator's
+        load_recipe(RECIPE, AgentRecipe, ["model.device=cuda"])

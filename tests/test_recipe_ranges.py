@@ -63,7 +63,6 @@ AGENT_CASES = [  # (override, the error's end: key and what is wrong)
     ("trainer.strategy=dpp", "trainer.strategy: must be one of 'auto', 'ddp', "),
     ("task=generalise", "task: must be one of 'overfit', 'generalize', got 'generalise'; did you mean 'generalize'?"),
     ("resume=always", "resume: must be one of null, 'auto', got 'always'"),
-    ("model.device=cuda", "unknown key 'model.device'"),  # one device setting: trainer.accelerator
     ("imitation.teacher=' '", "imitation.teacher: must be a non-empty string, got ' '"),  # optional string
     ("data.tracks=[synth-medium-1000-000:1,bear]",  # list items
      "data.tracks[1]: must be 'sequence:object_id' (e.g. 'bear:1'), got 'bear'"),
