@@ -9,6 +9,7 @@ banks from there and writes every tracked frame back, in sam2's layout.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import takewhile
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +58,7 @@ def bank_before(tracker: Tracker, outputs: list[dict[str, dict[int, Output]]], f
         cond, tracked = output["cond_frame_outputs"], output["non_cond_frame_outputs"]
         anchors.append([_memory(out, flip(t), tracker) for t, out in cond.items()])
         window = [u for u in range(first - 1, max(first - 1 - bank.num_recent, -1), -1) if flip(u) not in cond]
-        held = [u for u in window if flip(u) in tracked]
-        held = held[:next((k for k, u in enumerate(window) if u not in held), len(window))]
+        held = takewhile(lambda u: flip(u) in tracked, window)  # up to the first frame never tracked
         recent.append([_memory(tracked[flip(u)], u, tracker) for u in held])
         past = [u for u in range(first - 1, max(first - 1 - pointers.shape[1], -1), -1) if flip(u) in tracked]
         for k, u in enumerate(past):

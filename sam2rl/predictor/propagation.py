@@ -75,7 +75,8 @@ def propagate(sam2: SAM2VideoPredictor, tracker: Tracker, controller: Controller
     flip: Callable[[int], int] = (lambda t: total - 1 - t) if reverse else (lambda t: t)  # video frame <-> pass time
     features = state[FEATURES].reversed() if reverse else state[FEATURES]
     prompts = max(len(out["cond_frame_outputs"]) for out in outputs.values())
-    tracker = tracker.with_settings(max_anchors=controller.max_anchors - 1 + prompts, anchors_in_window=True)
+    own = max(tracker.settings.max_anchors, controller.max_anchors) - 1  # anchor slots the rule may fill
+    tracker = tracker.with_settings(max_anchors=own + prompts, anchors_in_window=True)
     groups: dict[frozenset[int], list[int]] = {}
     for i, out in sorted(outputs.items()):
         groups.setdefault(frozenset(t for t in out["cond_frame_outputs"] if t in order), []).append(i)
