@@ -170,23 +170,6 @@ class Tracker:
             low, _, ious, _, _, obj_ptr, score = self.model._use_mask_as_output(features.top, features.high_res, masks)
         return low, self._anchor(features, low, ious[:, 0], obj_ptr, score, frame)
 
-    def prompt_points(self, features: FrameFeatures, points: torch.Tensor, labels: torch.Tensor,
-                      frame: torch.Tensor) -> tuple[torch.Tensor, Memories]:
-        """Click/box prompts (points [B, P, 2] in input-size pixels, labels [B, P]: 1 positive,
-        0 negative, 2/3 box corners) -> (low-res logits, the anchor memory), as SAM 2 does on
-        an initial conditioning frame (no memory, SAM heads, best of the multimask outputs)."""
-        model = self.model
-        inputs = {"point_coords": points.to(self.device).float(), "point_labels": labels.to(self.device).int()}
-        with self._autocast():
-            pix_feat = model._prepare_memory_conditioned_features(
-                frame_idx=0, is_init_cond_frame=True, current_vision_feats=[features.vision_feats[-1]],
-                current_vision_pos_embeds=[features.pos_top], feat_sizes=[features.feat_sizes[-1]], output_dict={},
-                num_frames=1)
-            _, _, ious, low, _, obj_ptr, score = model._forward_sam_heads(
-                backbone_features=pix_feat, point_inputs=inputs, high_res_features=features.high_res,
-                multimask_output=model._use_multimask(True, inputs))
-        return low, self._anchor(features, low, ious.max(dim=1).values, obj_ptr, score, frame)
-
     def _anchor(self, features: FrameFeatures, low: torch.Tensor, iou: torch.Tensor, obj_ptr: torch.Tensor,
                 score: torch.Tensor, frame: torch.Tensor) -> Memories:
         with self._autocast():

@@ -50,9 +50,9 @@ def rollout(tracker: Tracker, features: FeatureCache, bank: MemoryBank, start: t
     frame. Frame t of row b is read from `features` at `offset[b] + t` (several videos in one cache).
     The loop does not switch autograd off: pretraining runs it with gradients.
     """
-    remaining = num_frames.to(start.device) - 1 - start  # frames each row has left
-    horizon = int(remaining.max()) if steps is None else min(steps, int(remaining.max()))
     last = num_frames.to(start.device) - 1
+    remaining = last - start  # frames each row has left
+    horizon = int(remaining.max()) if steps is None else min(steps, int(remaining.max()))
     for k in range(1, horizon + 1):
         frame = torch.minimum(start + k, last)
         if step is None:
