@@ -53,17 +53,29 @@ class AgentController(ObservingController):
     def __init__(self, actor: torch.nn.Module, actions: ActionLayout = ActionLayout()):
         super().__init__(actions)
         self.actor = actor
+        self._held: tuple[torch.Tensor, torch.Tensor, int] | None = None  # last action, followed FIFO, frames left
+
+    def begin_episode(self, start_frame: torch.Tensor, num_frames: torch.Tensor) -> None:
+        super().begin_episode(start_frame, num_frames)
+        self._held = None
 
     @torch.no_grad()
     def act(self, prediction: Prediction, candidate: Memories, bank: MemoryBank) -> torch.Tensor:
+        if self._held is not None and self._held[2] > 0:  # a decision still holds (`ActionLayout.hold`)
+            last, followed_fifo, left = self._held
+            action = self.actions.resume(bank, last, followed_fifo)
+            self._held = (action, followed_fifo, left - 1)
+            return action
         obs = self.observation(prediction, candidate, bank).to(parameter_device(self.actor))
         training = self.actor.training
         self.actor.eval()
         try:
             with set_exploration_type(ExplorationType.DETERMINISTIC):
-                return self.actor(obs)["action"].to(bank.device)
+                action = self.actor(obs)["action"].to(bank.device)
         finally:
             self.actor.train(training)
+        self._held = (action, action == bank.fifo_action(), self.actions.hold - 1)
+        return action
 
 
 def load_agent(path: str | Path, tracker: Tracker | None = None, force: bool = False) -> AgentController:

@@ -14,7 +14,7 @@ from torchrl.modules import MaskedCategorical, ProbabilisticActor, ValueOperator
 
 from sam2rl.schema.agent import EncoderSettings
 
-__all__ = ["SlotEncoder", "make_actor_critic", "parameter_device"]
+__all__ = ["SlotEncoder", "fifo_weight", "make_actor_critic", "parameter_device"]
 
 
 class SlotEncoder(nn.Module):
@@ -87,3 +87,12 @@ def parameter_device(module: nn.Module) -> torch.device:
     """Where `module`'s weights are: a policy may sit elsewhere than the tracker that feeds it (built
     on the CPU, moved to the GPU by Lightning for training and back to the CPU after it)."""
     return next(module.parameters()).device
+
+
+def fifo_weight(actor: nn.Module) -> float | None:
+    """The policy's current weight on SAM 2's own action (`agent.fifo_prior` at the start), for
+    logging how far PPO has moved from the rule; None for a policy without one."""
+    for name, parameter in actor.named_parameters():
+        if name.endswith("fifo_weight"):
+            return float(parameter.detach())
+    return None

@@ -77,7 +77,9 @@ class SAM2MemoryEnv(EnvBase):
         super().__init__(device=tracker.device, batch_size=torch.Size([batch_size]))
         self.tracker = tracker
         self.episode = episode = episode or EpisodeSettings()
-        self.actions = ActionLayout(tracker.settings.max_anchors, episode.allow_discard, episode.allow_anchor)
+        self.actions = ActionLayout.for_episodes(episode, tracker.settings.max_anchors)
+        if batch_size % episode.group_size:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of episode.group_size {episode.group_size}")
         self.track_reference = track_reference
         """Also report the IoU SAM 2's FIFO rule gets on the same frame (`info/fifo_iou`), for logging
         the gain over FIFO; its run is computed once per (track, start frame) and cached."""
@@ -122,6 +124,15 @@ class SAM2MemoryEnv(EnvBase):
         self._end = torch.ones(batch_size, dtype=torch.long, device=dev)
         self._prediction: Prediction | None = None
         self._candidate: Memories | None = None
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Steps (decisions) of the longest episode: frames from the start to the end, less the start
+        and the frame predicted at reset, `hold` frames a step."""
+        window = self.episode.window
+        frames = max((t.num_frames - t.track.prompt_frame) if window is None else
+                     min(window, t.num_frames - t.track.prompt_frame) for t in self.tracks)
+        return -(-(frames - 2) // self.actions.hold)
 
     # -- specs ---------------------------------------------------------------------------------
 
@@ -191,7 +202,9 @@ class SAM2MemoryEnv(EnvBase):
 
     @torch.inference_mode()
     def _start_rows(self, rows: torch.Tensor) -> None:
-        track, start, end = self._sample_episodes(rows.numel())
+        # the rows of a group start the same episode (track and start frame), so each is the others' baseline
+        groups, member = torch.unique(rows.cpu() // self.episode.group_size, return_inverse=True)
+        track, start, end = (x[member] for x in self._sample_episodes(groups.numel()))
         self._track[rows], self._start[rows], self._end[rows] = track.to(self.device), start.to(self.device), end.to(self.device)
         if self._needs_reference:
             self._load_references(rows)
@@ -232,35 +245,80 @@ class SAM2MemoryEnv(EnvBase):
         if not bool(legal.all()):
             bad = (~legal).nonzero()[:, 0].tolist()
             raise ValueError(f"illegal actions {action[bad].tolist()} for episodes {bad} (see action_mask)")
-        rows = torch.arange(self.batch_size[0], device=self.device)
-        overwrote = (action >= 1) & (action <= self._bank.num_recent)
-        slot = (action - 1).clamp(0, self._bank.num_recent - 1)
-        overwrote &= self._bank.recent.valid.gather(1, slot[:, None])[:, 0]
-        candidate = self._candidate
-        fifo_action = self._bank.fifo_action()
-        self._bank = self._bank.apply(candidate, action).push_pointer(candidate.obj_ptr, candidate.frame)
-        self._advance(rows)
+        batch = self.batch_size[0]
+        followed_fifo = action == self._bank.fifo_action()
+        rows = torch.arange(batch, device=self.device)
+        reward = torch.zeros(batch, device=self.device)
+        iou = torch.zeros(batch, device=self.device)
+        reference = torch.zeros(batch, device=self.device) if self._needs_reference else None
+        terms = {label: torch.zeros(batch, device=self.device) for label in self.reward.weights}
+        for held in range(self.actions.hold):  # the decision, then its repeats on the next frames
+            if held:
+                rows = rows[self._frame[rows] < self._end[rows] - 1]  # episodes that have frames left
+                if not rows.numel():
+                    break
+                action = self.actions.resume(self._bank[rows], action[rows] if rows.numel() < batch else action,
+                                             followed_fifo[rows])
+            frame_reward, frame_terms, iou[rows], frame_reference = self._track_frame(rows, action)
+            reward[rows] += frame_reward
+            for label, value in frame_terms.items():
+                terms[label][rows] += value
+            if reference is not None:
+                reference[rows] = frame_reference
+            action, followed_fifo = self._expand(action, rows, batch), self._expand(followed_fifo, rows, batch)
         frame = self._frame
-        prediction = self._prediction
-        logits = prediction.chosen_high_res(prediction.sam_choice)
-        gt = self._gt(rows, frame)
-        iou = mask_iou(logits > 0, gt)
-        reward_input = TensorDict({
-            "pred_mask": logits > 0, "pred_logits": logits, "gt_mask": gt,
-            "object_score": prediction.object_score, "predicted_iou": self._candidate.iou,
-            "action": action, "fifo_action": fifo_action, "overwrote": overwrote, "frame": frame,
-            "num_frames": self._track_length[self._track],
-        }, batch_size=self.batch_size)
-        if self._needs_reference:
-            reward_input["reference_iou"] = self._episode_reference[rows, frame - self._start]
-        reward, terms = self.reward(reward_input)
         done = (frame >= self._end - 1)[:, None]
         at_video_end = self._track_length[self._track] - 1
-        out = self._observe(iou=iou, fifo_iou=reward_input.get("reference_iou", None), terms=terms)
+        out = self._observe(iou=iou, fifo_iou=reference, terms=terms)
         out.update({"reward": reward[:, None].float(), "done": done,
                     "terminated": done & (frame == at_video_end)[:, None],
                     "truncated": done & (frame != at_video_end)[:, None]})
         return out
+
+    @staticmethod
+    def _expand(values: torch.Tensor, rows: torch.Tensor, batch: int) -> torch.Tensor:
+        """Per-row values of `rows` back at their places in a batch-sized tensor (others: zero)."""
+        if rows.numel() == batch:
+            return values
+        full = torch.zeros(batch, dtype=values.dtype, device=values.device)
+        full[rows] = values
+        return full
+
+    def _track_frame(self, rows: torch.Tensor, action: torch.Tensor
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Apply `action` to the banks of `rows`, track their next frame and score it: (reward, reward
+        terms, IoU, the reference run's IoU or None), one value per row of `rows`."""
+        whole = rows.numel() == self.batch_size[0]
+        bank = self._bank if whole else self._bank[rows]
+        candidate = self._candidate if whole else self._candidate[rows]
+        overwrote = (action >= 1) & (action <= bank.num_recent)
+        slot = (action - 1).clamp(0, bank.num_recent - 1)
+        overwrote &= bank.recent.valid.gather(1, slot[:, None])[:, 0]
+        fifo_action = bank.fifo_action()
+        bank = bank.apply(candidate, action).push_pointer(candidate.obj_ptr, candidate.frame)
+        if whole:
+            self._bank = bank
+        else:
+            full = self._bank.clone()
+            full[rows] = bank
+            self._bank = full
+        self._advance(rows)
+        frame = self._frame[rows]
+        prediction = self._prediction if whole else self._prediction[rows]
+        logits = prediction.chosen_high_res(prediction.sam_choice)
+        gt = self._gt(rows, frame)
+        track = self._track[rows]
+        reward_input = TensorDict({
+            "pred_mask": logits > 0, "pred_logits": logits, "gt_mask": gt,
+            "object_score": prediction.object_score,
+            "predicted_iou": self._candidate.iou if whole else self._candidate.iou[rows],
+            "action": action, "fifo_action": fifo_action, "overwrote": overwrote, "frame": frame,
+            "num_frames": self._track_length[track],
+        }, batch_size=[rows.numel()])
+        if self._needs_reference:
+            reward_input["reference_iou"] = self._episode_reference[rows, frame - self._start[rows]]
+        reward, terms = self.reward(reward_input)
+        return reward, terms, mask_iou(logits > 0, gt), reward_input.get("reference_iou", None)
 
     def _load_references(self, rows: torch.Tensor) -> None:
         """Put the reference run of each new episode in `rows` where the step reads it."""

@@ -65,7 +65,14 @@ class EpisodeSettings:
     allow_discard: bool = flag(True)
     allow_anchor: bool = flag(False)
     """Adding anchors needs `TrackerSettings(max_anchors > 1)`."""
-
+    distinct_writes: bool = flag(False)
+    """One legal write among empty slots (`ActionLayout.distinct_writes`)."""
+    hold: int = whole(1, low=1)
+    """Frames one decision lasts (`ActionLayout.hold`); an environment step spans them and its
+    reward is their sum."""
+    group_size: int = whole(1, low=1)
+    """Episodes side by side that start from the same track and frame (the batch is made of such
+    groups), so each is the others' baseline (`ppo.baseline: leave_one_out`)."""
 
 @dataclass
 class EnvSection(EpisodeSettings):
@@ -143,7 +150,16 @@ class ImitationSettings:
 @dataclass
 class PPOSettings:
     """PPO's collection and update settings (recipe section `ppo`, `sam2rl.agents.ppo`)."""
-    rollout_steps: int = whole(16, low=1)  # environment steps per iteration; x env batch = transitions
+    rollout_steps: int | None = whole(16, low=1)
+    """Environment steps per iteration (x env batch = transitions); None: the longest episode's, so
+    each row collects one whole episode from its start (the returns are whole)."""
+    baseline: str = choice("critic", ("critic", "leave_one_out"))
+    """critic: GAE on a learned value; leave_one_out: each step's undiscounted rest-of-episode return
+    minus that of the other episodes of its group (`env.group_size`), no critic
+    (`sam2rl.agents.advantages`)."""
+    normalize_advantage: str = choice("minibatch", ("minibatch", "batch", "none"))
+    """Where advantages are scaled to zero mean and unit spread: per minibatch (TorchRL's default),
+    once over the whole batch, or not at all."""
     epochs: int = whole(4, low=1)
     minibatch_size: int = whole(64, low=1)
     gamma: float = number(0.9, low=0.0, high=1.0)
@@ -219,6 +235,12 @@ class AgentRecipe:
         if self.ppo.self_imitation and (self.trainer.devices != 1 or self.trainer.num_nodes != 1):
             yield "ppo.self_imitation", ("clones each process's own episodes, so DDP processes would train apart; "
                                          "it needs trainer.devices: 1 and trainer.num_nodes: 1")
+        if self.ppo.baseline == "leave_one_out" and self.env.group_size < 2:
+            yield "env.group_size", ("must be >= 2 for ppo.baseline: leave_one_out (each episode's baseline is "
+                                     f"the others of its group), got {self.env.group_size}")
+        if self.env.batch_size % self.env.group_size:
+            yield "env.batch_size", (f"must be a multiple of env.group_size ({self.env.group_size}), "
+                                     f"got {self.env.batch_size}")
         if self.ppo.self_imitation and self.env.window is not None:
             yield "ppo.self_imitation", ("clones whole-track episodes; it needs env.window: null "
                                          f"(got {self.env.window})")

@@ -89,7 +89,7 @@ def _tracker(recipe: AgentRecipe) -> Tracker:
 
 
 def _actions(recipe: AgentRecipe, tracker: Tracker) -> ActionLayout:
-    return ActionLayout(tracker.settings.max_anchors, recipe.env.allow_discard, recipe.env.allow_anchor)
+    return ActionLayout.for_episodes(recipe.env, tracker.settings.max_anchors)
 
 
 def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tracks") -> list[Track]:
@@ -130,7 +130,8 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
     warm_quality = None
     if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
         warm_quality = _warm_start(recipe, tracker, dataset, tracks, features, actor, out, greedy_quality)
-    module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed)
+    module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed,
+                       recipe.env.group_size)
     t = recipe.trainer
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)

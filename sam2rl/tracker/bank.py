@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from tensordict import tensorclass
 
+from sam2rl.schema.agent import EpisodeSettings
+
 __all__ = ["DISCARD", "ActionLayout", "Memories", "MemoryBank"]
 
 DISCARD = 0
@@ -170,12 +172,45 @@ class MemoryBank:
 @dataclass(frozen=True)
 class ActionLayout:
     """The bank a policy acts on and the actions it may take there: `num_anchor` anchor slots
-    (`TrackerSettings.max_anchors`), and whether discarding and adding anchors are legal."""
+    (`TrackerSettings.max_anchors`), whether discarding and adding anchors are legal, whether
+    writes into empty slots count once (`distinct_writes`), and for how many frames one decision
+    holds (`hold`)."""
 
     num_anchor: int = 1
     allow_discard: bool = True
     allow_anchor: bool = False
+    distinct_writes: bool = False
+    """Only the first empty recent slot may be written while several are empty: writing any of
+    them is the same bank (attention reads memories by age, not by slot), so a policy's
+    probability is not split over duplicates of one outcome."""
+    hold: int = 1
+    """Frames one decision lasts: the decision of frame t is repeated on frames t+1 .. t+hold-1
+    (`resume`), so one sampled decision can discard through a whole occlusion, where per-frame
+    sampling would have to draw the same deviation from SAM 2's rule many times in a row."""
+
+    @classmethod
+    def for_episodes(cls, episode: EpisodeSettings, max_anchors: int) -> ActionLayout:
+        """The actions of a recipe's episodes (`env` section) on a bank with `max_anchors` anchor slots."""
+        return cls(max_anchors, episode.allow_discard, episode.allow_anchor, episode.distinct_writes, episode.hold)
+
+    def __post_init__(self) -> None:
+        if self.hold < 1:
+            raise ValueError(f"ActionLayout.hold must be >= 1 frame, got {self.hold}")
 
     def mask(self, bank: MemoryBank) -> torch.Tensor:
         """[B, num_actions] bool: the actions legal now (`MemoryBank.action_mask`)."""
-        return bank.action_mask(self.allow_discard, self.allow_anchor)
+        mask = bank.action_mask(self.allow_discard, self.allow_anchor)
+        if self.distinct_writes:
+            empty = ~bank.recent.valid  # [B, R]
+            first_empty = empty & (empty.long().cumsum(dim=1) == 1)
+            mask[:, 1:bank.num_recent + 1] &= ~empty | first_empty
+        return mask
+
+    def resume(self, bank: MemoryBank, decided: torch.Tensor, followed_fifo: torch.Tensor) -> torch.Tensor:
+        """[B] the action that carries a held decision on to this frame: SAM 2's own action where the
+        decision was SAM 2's (`followed_fifo`), else the same action (discard stays discard, slot k
+        stays slot k); SAM 2's action where that is no longer legal (an anchor slot ran out)."""
+        fifo = bank.fifo_action().to(decided.device)
+        action = torch.where(followed_fifo, fifo, decided)
+        legal = self.mask(bank).to(decided.device).gather(1, action[:, None])[:, 0]
+        return torch.where(legal, action, fifo)
