@@ -102,7 +102,7 @@ def test_fifo_prior_starts_the_policy_at_sam2s_own_rule() -> None:
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")
-    code = lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=64", "trainer.iterations=2", "env.batch_size=4",
+    code = lightning(["run", str(RECIPE), "model.random_weights=true", "model.image_size=64", "trainer.iterations=2", "env.batch_size=4", "env.group_size=2",
                       "ppo.rollout_steps=4", "data.tracks=[synth-medium-1000-000:1]", "imitation.teacher=oracle",
                       "imitation.steps=2", "imitation.rounds=2", "imitation.improve_rounds=1",
                       f"output.dir={out}"])
@@ -126,6 +126,8 @@ def test_overfit_recipe_scores_agents_against_the_baselines(overfit_run: Path) -
     gains = {name: entry["overall"]["gain_over_fifo"] for name, entry in controllers.items()}
     best = max(["samurai", "dam4sam", "sam2long"], key=lambda name: gains[name])
     assert summary["best_heuristic"] == best and summary["agent_gain"] == gains["agent (per video)"]
+    assert summary["bootstrap"]["seed"] == 0 and summary["bootstrap"]["tracks"] == 1 and results["data"]["seed"] == 0
+    assert sum(summary["agent_wins"].values()) == 1  # one track: a win, a tie or a loss against FIFO
     assert {p.name for p in (overfit_run / "plots").iterdir()} >= {"synth-medium-1000-000_obj1_iou.png",
                                                                      "synth-medium-1000-000_obj1_memory.png"}
     assert (overfit_run / "scores.csv").is_file()
@@ -201,8 +203,10 @@ def test_lightning_command_help_and_bad_recipe(capsys: pytest.CaptureFixture) ->
     assert "evaluation.baselines: unknown controller 'samuray'" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "imitation.teacher=sam2long:3"]) == 2
     assert "imitation.teacher: teacher 'sam2long:3' searches whole videos" in capsys.readouterr().err
-    assert lightning(["run", str(RECIPE), "imitation.teacher_options={marginn: 0.1}"]) == 2
+    assert lightning(["run", str(RECIPE), "imitation.teacher=search", "imitation.teacher_options={marginn: 0.1}"]) == 2
     assert "imitation.teacher:" in (out := capsys.readouterr().err) and "marginn" in out
+    assert lightning(["run", str(RECIPE), "imitation.teacher_options={margin: 0.1}"]) == 2
+    assert "imitation.teacher: teacher_options {'margin': 0.1} given, but no teacher" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "env.window=16"]) == 2
     assert "ppo.self_imitation: clones whole-track episodes; it needs env.window: null (got 16)" in capsys.readouterr().err
     assert lightning(["run", str(RECIPE), "ppo.self_imitation=true", "trainer.devices=2"]) == 2

@@ -83,9 +83,10 @@ def test_eval_feature_cache_dir_is_written_once_and_reused(tmp_path: Path) -> No
     args = ["eval", "--data", str(sample), "--model", "nano", "--random-weights", "--image-size", "64",
             "--cache-dir", str(tmp_path / "cache")]
     assert sam2rl([*args, "--json", str(tmp_path / "a.json")]) == 0
-    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
-    assert len(files) == 2  # one per video
-    assert sam2rl([*args, "--json", str(tmp_path / "b.json")]) == 0
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == files  # read, not rewritten
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # a folder per video
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*")}
+    assert len(files) == 2 + 2 * (24 + 1)  # a file per frame, and the positional encoding
+    assert sam2rl([*args, "--json", str(tmp_path / "b.json"), "--device-mib", "0", "--host-mib", "0"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*")} == files  # read, not rewritten
     scores = [json.loads((tmp_path / f"{run}.json").read_text())["controllers"]["fifo"]["tracks"] for run in "ab"]
     assert [t["iou"] for t in scores[0]] == [t["iou"] for t in scores[1]]

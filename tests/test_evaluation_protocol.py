@@ -21,6 +21,7 @@ from sam2rl.datasets import Track, VideoDataset
 from sam2rl.evaluation.evaluate import evaluate, pool_results
 from sam2rl.evaluation.protocols import non_overlapping, non_overlapping_runs, score_run
 from sam2rl.evaluation.report import TRACK_COLUMNS, results_table
+from sam2rl.evaluation.statistics import STATISTICS_KEYS
 from sam2rl.metrics import score_track
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, TrackRun, video_features
 
@@ -224,10 +225,10 @@ def test_default_protocol_scores_each_mask_as_tracked(sample_setup: tuple[Tracke
         overlap += int((torch.stack([run.masks for run in runs]).sum(0) > 1).sum())
     assert overlap > 0  # masks as tracked: objects overlap here
     assert set(results["controllers"]["fifo"]["overall"]) == {"quality", "j_mean", "f_mean", "jf_mean", "presence",
-                                                             "fps", "gain_over_fifo"}
+                                                             "fps", "gain_over_fifo", *STATISTICS_KEYS}
     table = results_table(results, "sam2rl eval")
     assert [column.header for column in table.columns] == ["controller", "quality", "J", "F", "J&F", "presence", "fps",
-                                                          "vs FIFO"]
+                                                          "vs FIFO", "95% CI", "W/T/L"]
     assert table.title == "sam2rl eval — nano @ 64 px" and TRACK_COLUMNS[4:-1] == ("quality", "j_mean", "f_mean",
                                                                                 "jf_mean", "presence")
 

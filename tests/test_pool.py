@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from sam2rl.cli import main as sam2rl
 from sam2rl.evaluation.evaluate import pool_results
 from sam2rl.evaluation.headline import describe_headline, headline
+from sam2rl.evaluation.report import results_table
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sam2rl" / "sample"
 MODEL = {"model": "nano", "image_size": 64, "config_sha256": "c", "weights_sha256": "w"}
@@ -57,7 +60,10 @@ def test_pool_means_every_track_not_every_run() -> None:
     (lambda r: r.update(skip_first=0), "two: skip_first 0 differs from one's 7"),
     (lambda r: r["controllers"].pop("samurai"), "two: controllers"),
     (lambda r: r["controllers"]["fifo"]["bank"].update(anchors=4), "two: fifo's bank"),
-    (lambda r: r["controllers"]["fifo"]["tracks"][0].update(sequence="a"), "track a:1 is in both one and two"),
+    (lambda r: r["controllers"]["fifo"]["tracks"][0].update(sequence="a"), "two: samurai scored other tracks than fifo"),
+    # a set shares a track with another, yet they are not the same tracks (so not replicates either)
+    (lambda r: [r["controllers"][name]["tracks"].append(_row("a", 0.5)) for name in r["controllers"]],
+     "track a:1 is in both one and two, which do not score the same tracks"),
     (lambda r: r["controllers"]["samurai"].update(heuristic=False), "two: samurai is not a heuristic there, unlike in one"),
 ])
 def test_pool_refuses_runs_that_do_not_match(change, message: str) -> None:
@@ -128,4 +134,87 @@ def test_pool_errors_name_the_file_or_ask_for_the_agent(tmp_path: Path, capsys: 
     assert sam2rl(["pool", *map(str, runs)]) == 2
     assert "--agent: say which controller is the agent" in _flat(capsys.readouterr().err)
     assert sam2rl(["pool", *map(str, runs), "--agent", "agent:y.pt"]) == 0
-    assert "agent:y.pt: +40.0% over FIFO vs no heuristic among the controllers" in _flat(capsys.readouterr().out)
+    assert ("agent:y.pt: +40.0% over FIFO [+40.0%, +40.0%] vs no heuristic among the controllers; beats FIFO on 2 "
+            "of 2 tracks (0 tied, 0 lost)") in _flat(capsys.readouterr().out)
+
+
+def _seeded(qualities: dict[str, list[tuple[str, float]]], seed: int) -> dict:
+    results = _results(qualities)
+    results["data"] = {"seed": seed}
+    return results
+
+
+def test_runs_of_the_same_tracks_pool_into_their_mean_and_spread_over_seeds() -> None:
+    fifo = [("a", 0.5), ("b", 0.5)]
+    set_a = [_seeded({"fifo": fifo, "samurai": [("a", 0.55), ("b", 0.5)], "agent (per video)": agent}, seed)
+             for seed, agent in ((0, [("a", 0.6), ("b", 0.7)]), (1, [("a", 0.8), ("b", 0.9)]))]
+    set_b = [_seeded({"fifo": [("c", 0.5)], "samurai": [("c", 0.5)], "agent (per video)": [("c", 0.5)]}, seed)
+             for seed in (0, 1)]
+    # sets and seeds in any order: each set's runs are its seeds, in the order given
+    pooled = pool_results([set_a[0], set_b[0], set_a[1], set_b[1]], ["a0", "b0", "a1", "b1"])
+    assert (pooled["data"]["sets"], pooled["data"]["replicates"], pooled["data"]["tracks"]) == (2, 2, 3)
+    assert [(d["source"], d["set"], d["replicate"]) for d in pooled["data"]["pooled"]] == [
+        ("a0", 0, 0), ("b0", 1, 0), ("a1", 0, 1), ("b1", 1, 1)]
+    agent = pooled["controllers"]["agent (per video)"]
+    assert [row["quality"] for row in agent["tracks"]] == pytest.approx([0.7, 0.8, 0.5])  # per-track seed means
+    assert agent["tracks"][0]["quality_seeds"] == [0.6, 0.8]
+    overall = agent["overall"]
+    assert overall["quality"] == pytest.approx(2.0 / 3) and overall["gain_over_fifo"] == pytest.approx(1 / 3)
+    per_seed = [(0.6 + 0.7 + 0.5) / 3 / 0.5 - 1, (0.8 + 0.9 + 0.5) / 3 / 0.5 - 1]  # replicate k: run k of each set
+    assert [r["gain_over_fifo"]["agent (per video)"] for r in pooled["replicates"]] == pytest.approx(per_seed)
+    assert pooled["replicates"][1]["sources"] == ["a1", "b1"] and pooled["replicates"][1]["seeds"] == [1, 1]
+    assert overall["seeds"] == 2
+    assert overall["gain_seed_mean"] == pytest.approx(sum(per_seed) / 2)
+    assert overall["gain_seed_std"] == pytest.approx(abs(per_seed[1] - per_seed[0]) / math.sqrt(2))
+    assert (overall["gain_seed_min"], overall["gain_seed_max"]) == pytest.approx(tuple(per_seed))
+    assert overall["quality_seed_std"] == pytest.approx((0.2 / 3) * math.sqrt(2))
+    assert (overall["wins"], overall["ties"], overall["losses"]) == (2, 1, 0)  # on the seed means
+    assert pooled["controllers"]["fifo"]["overall"]["gain_seed_std"] == 0
+    summary = headline(pooled, "agent (per video)")
+    assert summary["seeds"]["agent_gain"] == pytest.approx(per_seed)
+    samurai = (0.55 + 0.5 + 0.5) / 3 / 0.5 - 1
+    assert summary["seeds"]["gain_ratio"] == pytest.approx([g / samurai for g in per_seed])
+    assert summary["agent_gain_ci"][0] <= summary["agent_gain"] <= summary["agent_gain_ci"][1]
+    text = _flat(describe_headline(summary))
+    assert "over 2 training seeds: agent gain +33.3% ± 18.9% (min +20.0%, max +46.7%)" in text
+    console = Console(width=200, record=True)
+    console.print(results_table(pooled, "pool"))
+    table = console.export_text()
+    for header in ("95% CI", "W/T/L", "seed sd", "seed range", "means over 2 training seeds", "seed 0"):
+        assert header in table
+    assert "2/1/0" in table and "+20.0%..+46.7%" in table
+
+
+def test_pool_refuses_the_same_seed_twice() -> None:
+    runs = [_seeded({"fifo": [("a", 0.5)], "agent (per video)": [("a", 0.6)]}, 0) for _ in range(2)]
+    with pytest.raises(ValueError, match="a0 and a1 score the same tracks with the same training seed 0"):
+        pool_results(runs, ["a0", "a1"])
+    runs[1]["data"]["seed"] = 1
+    assert pool_results(runs, ["a0", "a1"])["data"]["replicates"] == 2
+
+
+def test_pool_refuses_sets_with_different_numbers_of_seeds() -> None:
+    runs = [_seeded({"fifo": [(s, 0.5)], "agent (per video)": [(s, 0.6)]}, seed) for s, seed in (("a", 0), ("a", 1), ("b", 0))]
+    with pytest.raises(ValueError, match=r"different numbers of runs \(a0: 2, b0: 1\)"):
+        pool_results(runs, ["a0", "a1", "b0"])
+
+
+def test_pool_command_reports_seeds_and_the_bootstrap_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = []
+    for seed, agent in ((0, 0.6), (1, 0.7), (2, 0.8)):
+        path = tmp_path / f"seed{seed}.json"
+        path.write_text(json.dumps(_seeded({"fifo": [("a", 0.5), ("b", 0.4)], "samurai": [("a", 0.55), ("b", 0.4)],
+                                            "agent (per video)": [("a", agent), ("b", 0.5)]}, seed)))
+        paths.append(str(path))
+    out = tmp_path / "pool"
+    assert sam2rl(["pool", *paths, "--resamples", "500", "--bootstrap-seed", "7", "--out", str(out)]) == 0
+    printed = _flat(capsys.readouterr().out)
+    assert "3 runs, 1 set(s) x 3 seed(s), 2 tracks" in printed and "500 resamples, seed 7" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["bootstrap"]["resamples"], summary["bootstrap"]["seed"]) == (500, 7)
+    assert summary["seeds"]["n"] == 3 and summary["agent_wins"] == {"wins": 2, "ties": 0, "losses": 0}
+    with (out / "scores-overall.csv").open() as handle:
+        header = handle.readline().strip().split(",")
+    assert {"gain_ci_low", "gain_ci_high", "wins", "ties", "losses", "gain_seed_std", "gain_seed_min"} <= set(header)
+    assert sam2rl(["pool", *paths, "--resamples", "0"]) == 2
+    assert "resamples must be >= 1" in _flat(capsys.readouterr().err)

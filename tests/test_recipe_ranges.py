@@ -58,6 +58,8 @@ AGENT_CASES = [  # (override, the error's end: key and what is wrong)
     ("ppo.lmbda=1.5", "ppo.lmbda: must be a finite number in [0, 1], got 1.5"),
     ("imitation.label_smoothing=1", "imitation.label_smoothing: must be a finite number in [0, 1), got 1.0"),
     ("agent.fifo_prior=nan", "agent.fifo_prior: must be a finite number, got nan"),
+    ("data.feature_memory.device_mib=-1", "data.feature_memory.device_mib: must be a finite number >= 0, got -1.0"),
+    ("data.feature_memory.host_mib=inf", "data.feature_memory.host_mib: must be a finite number >= 0, got inf"),
     ("trainer.accelerator=gpux", "trainer.accelerator: must be one of 'auto', 'gpu', "),  # choices
     ("trainer.precision=17", "got '17'; did you mean '16'?"),
     ("trainer.strategy=dpp", "trainer.strategy: must be one of 'auto', 'ddp', "),

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from sam2rl.datasets import VideoDataset
 from sam2rl.tracker import CheckpointError, FeatureCache, Memories, MemoryBank, ModelError, ModelSpec, Tracker, build_sam2_model
-from sam2rl.tracker import resize_prompt_mask, video_features
+from sam2rl.tracker import resize_prompt_mask
 from sam2rl.tracker.checkpoint import file_sha256
 
 
@@ -122,30 +120,6 @@ def test_feature_cache_layout_and_size(tracker: Tracker) -> None:
     assert all(torch.allclose(a[3], b[0], atol=1e-5) for a, b in zip(cache.levels, single.levels))
     features = cache.gather(torch.tensor([4, 0, 4]))
     assert torch.equal(features.top[0], features.top[2]) and features.pos_top.shape == (16, 3, 128)
-
-
-def test_feature_cache_on_disk(tracker: Tracker, blackswan_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    video = VideoDataset(blackswan_clip)["blackswan"]
-    first = video_features(tracker, video, cache_dir=tmp_path)
-    files = list(tmp_path.glob("blackswan-*.pt"))
-    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
-    monkeypatch.setattr(FeatureCache, "build", lambda *a, **k: pytest.fail("cache file not reused"))
-    second = video_features(tracker, video, cache_dir=tmp_path)
-    assert all(torch.equal(a, b) for a, b in zip(first.levels, second.levels))
-    monkeypatch.undo()
-    bf16 = Tracker(tracker.model, replace(tracker.settings, autocast=True), tracker.spec, tracker.weights_digest)
-    video_features(bf16, video, cache_dir=tmp_path)  # features of a bfloat16 encoder: not the float32 file
-    assert len(list(tmp_path.glob("blackswan-*.pt"))) == 2
-    files[0].write_bytes(files[0].read_bytes()[:100])  # damaged
-    with pytest.raises(CheckpointError, match=f"feature cache {files[0]}: cannot be read .*delete it to rebuild it"):
-        video_features(tracker, video, cache_dir=tmp_path)
-
-
-def test_feature_cache_concat(tracker: Tracker) -> None:
-    a, b = tracker.encode_frames(torch.randn(2, 3, 64, 64)), tracker.encode_frames(torch.randn(3, 3, 64, 64))
-    both, offsets = FeatureCache.concat([a, b])
-    assert offsets == [0, 2] and both.num_frames == 5
-    assert torch.equal(both.gather(torch.tensor([offsets[1] + 2])).top[0], b.levels[-1][2])
 
 
 # -- memory bank ---------------------------------------------------------------------------------

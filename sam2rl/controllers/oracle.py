@@ -9,7 +9,7 @@ from sam2rl.controllers.registry import register_controller
 from sam2rl.controllers.ground_truth import BatchCycle, IoUTally
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import (
-    FeatureCache, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, rollout, video_features,
+    Features, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, rollout, video_features,
 )
 
 __all__ = ["OracleController"]
@@ -44,7 +44,7 @@ class OracleController(Controller):
     size) for one batch of B tracks. The ground truth costs T * S^2 bytes per track.
     """
 
-    def __init__(self, tracker: Tracker | None = None, features: FeatureCache | None = None,
+    def __init__(self, tracker: Tracker | None = None, features: Features | None = None,
                  gt_masks: torch.Tensor | list[torch.Tensor] | None = None, *, lookahead: int | None = 3,
                  num_frames: int | None = None, annotated: torch.Tensor | list[torch.Tensor] | None = None,
                  allow_anchor: bool = True, margin: float = 0.0, continuation: Controller | None = None) -> None:
@@ -72,12 +72,12 @@ class OracleController(Controller):
 
     @classmethod
     def for_video(cls, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                  features: FeatureCache | None = None, **options: object) -> OracleController:
+                  features: Features | None = None, **options: object) -> OracleController:
         """An oracle for `track_video(tracker, video, oracle, tracks, features)`."""
         return cls(**options).bind_video(tracker, video, tracks, features)
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                   features: FeatureCache | None = None) -> OracleController:
+                   features: Features | None = None) -> OracleController:
         """Take the tracker, features and ground truth of `video`: one batch per prompt frame, in
         the order `track_video` runs them (for a runner that builds controllers by name)."""
         tracks = video.tracks() if tracks is None else tracks

@@ -16,7 +16,7 @@ from sam2rl.controllers.registry import register_prefix
 from sam2rl.controllers.sam2long import Sam2LongController
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import (
-    FeatureCache, Memories, MemoryBank, Prediction, RunRecorder, Step, Tracker, TrackRun, resize_prompt_mask, rollout,
+    Features, Memories, MemoryBank, Prediction, RunRecorder, Step, Tracker, TrackRun, resize_prompt_mask, rollout,
     video_features,
 )
 
@@ -63,7 +63,7 @@ def select_pathways(scores: list[list[float]], ious: list[list[float]], object_s
 @torch.inference_mode()
 def track_video_sam2long(tracker: Tracker, video: VideoSequence, num_pathways: int = 3, iou_threshold: float = 0.1,
                          uncertainty: float = 2.0, tracks: list[Track] | None = None,
-                         features: FeatureCache | None = None) -> list[TrackRun]:
+                         features: Features | None = None) -> list[TrackRun]:
     """SAM2Long's memory-tree search over the tracks of `video`; the same `TrackRun`s as `track_video`.
 
     Each track keeps `num_pathways` (P) pathways, each with its own memory bank (P rows per track
@@ -169,7 +169,7 @@ class PathwaySearch(Controller):
         raise NotImplementedError(f"{self.name} searches whole videos; run it with track_video, not step by step")
 
     def track_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                    features: FeatureCache | None = None) -> list[TrackRun]:
+                    features: Features | None = None) -> list[TrackRun]:
         return track_video_sam2long(tracker, video, num_pathways=self.num_pathways, iou_threshold=self.iou_threshold,
                                     uncertainty=self.uncertainty, tracks=tracks, features=features)
 

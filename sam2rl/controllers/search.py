@@ -12,7 +12,7 @@ from sam2rl.controllers.ground_truth import BatchCycle, IoUTally
 from sam2rl.controllers.oracle import OracleController
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
 from sam2rl.tracker import (
-    FeatureCache, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, resize_prompt_mask, rollout,
+    Features, Memories, MemoryBank, Prediction, Tracker, ground_truth_masks, resize_prompt_mask, rollout,
     video_features,
 )
 
@@ -61,7 +61,7 @@ class ScheduleSearch(Controller):
         self.progress: list[torch.Tensor] = []
 
     def bind_video(self, tracker: Tracker, video: VideoSequence, tracks: list[Track] | None = None,
-                   features: FeatureCache | None = None) -> ScheduleSearch:
+                   features: Features | None = None) -> ScheduleSearch:
         tracks = video.tracks() if tracks is None else tracks
         features = video_features(tracker, video) if features is None else features
         self.best_scores, self.progress, self._plan = [], [], None
@@ -89,7 +89,7 @@ class ScheduleSearch(Controller):
     # -- the search ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _search(self, tracker: Tracker, video: VideoSequence, group: list[Track], features: FeatureCache,
+    def _search(self, tracker: Tracker, video: VideoSequence, group: list[Track], features: Features,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Best schedule [B, L] and the best score after each generation [generations + 1, B] for
         tracks prompted on the same frame."""

@@ -6,14 +6,14 @@ import torch
 
 from sam2rl.controllers.base import Controller, ControllerError
 from sam2rl.datasets import Track, VideoSequence, group_by_prompt_frame
-from sam2rl.tracker import FeatureCache, RunRecorder, Tracker, TrackRun, resize_prompt_mask, rollout, video_features
+from sam2rl.tracker import Features, RunRecorder, Tracker, TrackRun, resize_prompt_mask, rollout, video_features
 
 __all__ = ["track_video"]
 
 
 @torch.inference_mode()
 def track_video(tracker: Tracker, video: VideoSequence, controller: Controller, tracks: list[Track] | None = None,
-                features: FeatureCache | None = None) -> list[TrackRun]:
+                features: Features | None = None) -> list[TrackRun]:
     """Run `controller` on the tracks of `video` (all its objects by default).
 
     Tracks prompted on the same frame go through the tracker as one batch. A controller with its

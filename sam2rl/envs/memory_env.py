@@ -14,7 +14,8 @@ from sam2rl.envs.observation import GLOBAL_FEATURES, TOKEN_FEATURES, observe, to
 from sam2rl.metrics import iou as mask_iou
 from sam2rl.rewards import CompositeReward
 from sam2rl.schema.agent import EpisodeSettings
-from sam2rl.tracker import FeatureCache, Memories, Prediction, Tracker, ground_truth_masks, rollout, video_features
+from sam2rl.tracker import (FeatureMemory, Features, FeatureViews, Memories, Prediction, Tracker, ground_truth_masks,
+                            rollout, video_features)
 from sam2rl.tracker.bank import ActionLayout
 
 __all__ = ["SAM2MemoryEnv", "TOKEN_FEATURES", "has_decisions"]
@@ -72,7 +73,7 @@ class SAM2MemoryEnv(EnvBase):
 
     def __init__(self, tracker: Tracker, videos: Sequence[VideoSequence], batch_size: int,
                  reward: CompositeReward, episode: EpisodeSettings | None = None,
-                 tracks: Sequence[Track] | None = None, features: Sequence[FeatureCache] | None = None,
+                 tracks: Sequence[Track] | None = None, features: Sequence[Features] | None = None,
                  feature_cache_dir: str | None = None, seed: int = 0, track_reference: bool = False):
         super().__init__(device=tracker.device, batch_size=torch.Size([batch_size]))
         self.tracker = tracker
@@ -84,9 +85,11 @@ class SAM2MemoryEnv(EnvBase):
         """Also report the IoU SAM 2's FIFO rule gets on the same frame (`info/fifo_iou`), for logging
         the gain over FIFO; its run is computed once per (track, start frame) and cached."""
         self.reward = reward
-        caches = list(features) if features is not None else [
-            video_features(tracker, v, cache_dir=feature_cache_dir) for v in videos]
-        self.features, offsets = FeatureCache.concat(caches)
+        if features is None:  # one budget for all the videos
+            memory = FeatureMemory(device=tracker.device)
+            features = [video_features(tracker, v, cache_dir=feature_cache_dir, memory=memory) for v in videos]
+        self.features = FeatureViews(list(features))  # each video's own features, not a copy
+        offsets = self.features.offsets
         by_name = {v.name: (v, off) for v, off in zip(videos, offsets)}
         if tracks is None:  # every track that has a decision (an object first seen at the very end has none)
             tracks = [t for v in videos for t in v.tracks() if has_decisions(t, v.num_frames)]
@@ -186,7 +189,7 @@ class SAM2MemoryEnv(EnvBase):
         return track, torch.tensor(starts), torch.tensor(ends)
 
     def _index(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-        """Where frame `frame` of each episode in `rows` sits in the shared feature cache."""
+        """Where frame `frame` of each episode in `rows` sits on the videos' joint frame axis (`FeatureViews`)."""
         return self._feature_offset[self._track[rows]] + frame
 
     def _gt(self, rows: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:

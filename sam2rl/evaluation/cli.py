@@ -17,7 +17,7 @@ from sam2rl.evaluation.evaluate import evaluate
 from sam2rl.evaluation.protocols import PROTOCOLS
 from sam2rl.atomic import write_json
 from sam2rl.evaluation.report import overall_csv_path, results_table, write_csv
-from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings
+from sam2rl.tracker import FeatureBudget, FeatureMemory, ModelSpec, Tracker, TrackerSettings
 
 __all__ = ["main"]
 
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch.compile the per-frame modules as sam2's SAM2VideoPredictorVOS (meant for GPU, no gain on CPU; "
                              "the first frames of each shape compile)")
     parser.add_argument("--cache-dir", type=Path, help="keep image features on disk between runs")
+    budget = FeatureBudget()
+    parser.add_argument("--device-mib", type=float, default=budget.device_mib,
+                        help="MiB of image features kept on the tracker's device, least recently used out first "
+                             f"(default: {budget.device_mib:g}); on a CPU it adds to --host-mib")
+    parser.add_argument("--host-mib", type=float, default=budget.host_mib,
+                        help="MiB of image features kept in host memory beyond the device's (default: "
+                             f"{budget.host_mib:g}); frames beyond both are read from --cache-dir or encoded again")
     parser.add_argument("--dump-masks", type=Path, help="write predicted masks here (DAVIS layout, per controller)")
     parser.add_argument("--json", type=Path, help="write all scores here (per-frame curves, bank timelines, means)")
     parser.add_argument("--csv", type=Path,
@@ -77,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(width=max(Console().width, 120))  # the davis2017 table has 12 columns
+    console = Console(width=max(Console().width, 150))  # the davis2017 table has 14 columns
     spec = ModelSpec(args.config or args.model, checkpoint=args.checkpoint, image_size=args.image_size,
                      random_weights=args.random_weights)
     try:
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(len(video.tracks()) for video in dataset.sequences)
         settings = TrackerSettings(autocast=args.dtype == "bf16", compile=args.compile)
         tracker = Tracker.from_spec(spec, args.device, settings)  # evaluate() sizes banks per controller
+        memory = FeatureMemory(FeatureBudget(args.device_mib, args.host_mib), tracker.device)
         # agents are checked against the tracker they will drive
         controllers = [rules[name] if name in rules else make_controller(name, tracker=tracker) for name in names]
         labels = [controller.name for controller in controllers]
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         task = progress.add_task("tracking", total=len(dataset) * len(controllers))
         results = evaluate(tracker, dataset, controllers, skip_first=args.skip_first, dump_masks=args.dump_masks,
                            cache_dir=args.cache_dir, on_track=lambda seq, ctl: progress.advance(task), on_runs=gifs,
-                           protocol=args.protocol, non_overlap=args.non_overlap)
+                           protocol=args.protocol, non_overlap=args.non_overlap, feature_memory=memory)
     results["data"] = {"root": str(args.data), "split": args.split, "sequences": len(dataset), "tracks": total}
     console.print(results_table(results, "sam2rl eval"))
     if args.json is not None:

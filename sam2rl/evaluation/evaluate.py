@@ -13,7 +13,8 @@ from sam2rl.datasets import Track, VideoDataset, VideoSequence
 from sam2rl.datasets.palette import davis_palette
 from sam2rl.evaluation.protocols import NON_OVERLAP, non_overlapping_runs, protocol_of, score_run, summary_keys
 from sam2rl.evaluation.report import safe_name
-from sam2rl.tracker import FeatureCache, Tracker, TrackRun, video_features
+from sam2rl.evaluation.statistics import STATISTICS_KEYS, Bootstrap, paired_gains, spread, track_qualities
+from sam2rl.tracker import FeatureMemory, Features, Tracker, TrackRun, video_features
 
 __all__ = ["RunsCallback", "evaluate", "pool_results", "write_masks"]
 
@@ -62,8 +63,8 @@ def write_masks(out: Path, video: VideoSequence, runs: list[TrackRun]) -> None:
 def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Controller], skip_first: int = 7,
              dump_masks: Path | None = None, cache_dir: Path | None = None, tracks: Sequence[Track] | None = None,
              on_track: Callable[[str, str], None] | None = None, on_runs: RunsCallback | None = None,
-             features: Mapping[str, FeatureCache] | None = None, protocol: str = "sam2rl",
-             non_overlap: bool | None = None) -> dict:
+             features: Mapping[str, Features] | None = None, protocol: str = "sam2rl",
+             non_overlap: bool | None = None, feature_memory: FeatureMemory | None = None) -> dict:
     """Track every object of every sequence with each controller and score it under `protocol`.
 
     Each controller tracks with banks of its own `max_anchors` anchor slots. `tracks` limits
@@ -78,7 +79,9 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     controller)` reports progress and `on_runs(video, controller, runs)` receives the runs of
     each sequence and controller (only one sequence's runs are held at a time). `features`: image
     features already computed for some sequences (by name), so repeated evaluations with the same
-    tracker weights do not run the image encoder again.
+    tracker weights do not run the image encoder again. The other sequences' features are encoded on
+    demand into `feature_memory` (default: a `FeatureBudget()` for the whole run), and kept on disk
+    under `cache_dir` when given.
     `protocol` (see `sam2rl.evaluation.protocols`): "sam2rl", SAM2RL's tracking quality and DAVIS-style
     means, or "davis2017", the DAVIS 2017 toolkit's J/F mean, recall and decay as published SAM 2 numbers
     are scored. `non_overlap` (default: on for davis2017 only) makes each sequence's masks share no pixel
@@ -97,12 +100,13 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
             "bank": {"anchors": controller.max_anchors, "recent": tracker.num_recent},
             "heuristic": controller.heuristic, "tracks": []}
     wanted = None if tracks is None else {(t.sequence, t.object_id) for t in tracks}
+    memory = feature_memory if feature_memory is not None else FeatureMemory(device=tracker.device)
     for video in dataset.sequences:
         chosen = [t for t in video.tracks() if wanted is None or (t.sequence, t.object_id) in wanted]
         if not chosen:
             continue
         cached = None if features is None else features.get(video.name)
-        cache = cached if cached is not None else video_features(tracker, video, cache_dir=cache_dir)
+        cache = cached if cached is not None else video_features(tracker, video, cache_dir=cache_dir, memory=memory)
         for controller in controllers:
             own = trackers[controller.name]
             controller.bind_video(own, video, tracks=chosen, features=cache)
@@ -126,8 +130,9 @@ def evaluate(tracker: Tracker, dataset: VideoDataset, controllers: Sequence[Cont
     return _summarize(results)
 
 
-def _summarize(results: dict) -> dict:
-    """Each controller's means per sequence and `overall` over its tracks, and its relative gain over FIFO."""
+def _summarize(results: dict, bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Each controller's means per sequence and `overall` over its tracks, its relative gain over FIFO,
+    and how sure that gain is (`_add_statistics`)."""
     protocol = protocol_of(results)
     for entry in results["controllers"].values():
         sequences: dict[str, list[dict]] = {}
@@ -142,7 +147,22 @@ def _summarize(results: dict) -> dict:
             base = fifo["overall"]["quality"]
             gain = (entry["overall"]["quality"] - base) / base if base else float("nan")
         entry["overall"]["gain_over_fifo"] = gain
+    _add_statistics(results, bootstrap)
     return results
+
+
+def _add_statistics(results: dict, bootstrap: Bootstrap) -> None:
+    """Per controller, against FIFO on the tracks every controller scored: the paired bootstrap's
+    interval of the gain in mean quality and of the difference of the means, and per-track wins, ties
+    and losses (`sam2rl.evaluation.statistics`); the bootstrap's settings and track count in
+    `results["bootstrap"]`."""
+    tracks, qualities, excluded = track_qualities(results)
+    stats = paired_gains(qualities, "fifo", bootstrap) if "fifo" in qualities else {}
+    for name, entry in results["controllers"].items():
+        mine = stats.get(name, {})
+        entry["overall"].update({key: mine.get(key) for key in STATISTICS_KEYS})
+    results["bootstrap"] = {**bootstrap.to_dict(), "baseline": "fifo" if stats else None, "tracks": len(tracks),
+                            "excluded_tracks": excluded}
 
 
 def _heuristic(name: str, entry: dict) -> bool:
@@ -150,11 +170,80 @@ def _heuristic(name: str, entry: dict) -> bool:
     return entry["heuristic"] if "heuristic" in entry else getattr(CONTROLLERS.get(name), "heuristic", False)
 
 
-def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
-    """One result from several `evaluate` results on different tracks (e.g. one per fresh video set):
-    each controller's tracks together, and every mean over all of them, so a headline rests on more
-    tracks than one run scored. Model, `skip_first`, protocol, non-overlap, controllers and bank layouts
-    must agree; a track may appear in one run only. `sources` names the runs in errors and in `data`."""
+def _track_keys(rows: Sequence[dict]) -> list[tuple[str, int]]:
+    return [(row["sequence"], row["object_id"]) for row in rows]
+
+
+def _run_tracks(run: dict, source: str) -> list[tuple[str, int]]:
+    """The tracks one run scored, in its order; every controller of the run must have scored the same ones."""
+    names = list(run["controllers"])
+    order = _track_keys(run["controllers"][names[0]]["tracks"]) if names else []
+    if len(set(order)) != len(order):
+        raise ValueError(f"pool: {source}: {names[0]} scored a track twice")
+    for name in names[1:]:
+        if sorted(_track_keys(run["controllers"][name]["tracks"])) != sorted(order):
+            raise ValueError(f"pool: {source}: {name} scored other tracks than {names[0]} there")
+    return order
+
+
+def _sets_of_runs(tracks: Sequence[list[tuple[str, int]]], runs: Sequence[dict], sources: Sequence[str]) -> list[list[int]]:
+    """The runs grouped into sets of the same tracks (one run per training seed), in the order given:
+    runs of different sets share no track, and every set has as many runs."""
+    groups: list[list[int]] = []
+    keys: list[frozenset] = []
+    for index, order in enumerate(tracks):
+        key = frozenset(order)
+        for group, other in zip(groups, keys):
+            if key == other:
+                group.append(index)
+                break
+            if key & other:
+                sequence, object_id = min(key & other)
+                raise ValueError(f"pool: track {sequence}:{object_id} is in both {sources[group[0]]} and {sources[index]}, "
+                                 "which do not score the same tracks (the runs of one set, e.g. one per training "
+                                 "seed, score the same tracks; different sets share none)")
+        else:
+            groups.append([index])
+            keys.append(key)
+    if len({len(group) for group in groups}) > 1:
+        counts = ", ".join(f"{sources[group[0]]}: {len(group)}" for group in groups)
+        raise ValueError(f"pool: the sets have different numbers of runs ({counts}); give each set one run per "
+                         "training seed, in the same order")
+    for group in groups:
+        seeds: dict[int, str] = {}
+        for index in group:
+            seed = (runs[index].get("data") or {}).get("seed")
+            if seed is not None and seed in seeds:
+                raise ValueError(f"pool: {seeds[seed]} and {sources[index]} score the same tracks with the same "
+                                 f"training seed {seed} (the same run twice?)")
+            if seed is not None:
+                seeds[seed] = sources[index]
+    return groups
+
+
+def _seed_mean_row(rows: Sequence[dict], keys: Sequence[str]) -> dict:
+    """One track's row over its runs (training seeds): each figure's mean (NaN left out), the per-seed
+    qualities in `quality_seeds`; curves and bank timelines differ per seed and are dropped."""
+    if len(rows) == 1:
+        return rows[0]
+    first = rows[0]
+    merged = {"sequence": first["sequence"], "object_id": first["object_id"], "prompt_frame": first["prompt_frame"]}
+    merged.update({key: _mean(rows, key) for key in (*keys, "fps")})
+    merged["quality_seeds"] = [row["quality"] for row in rows]
+    return merged
+
+
+def pool_results(runs: Sequence[dict], sources: Sequence[str], bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """One result from several `evaluate` results: different sets of tracks (e.g. one per fresh video
+    set) and/or several runs of the same tracks (e.g. one per training seed).
+
+    Runs that score the same tracks are replicates: each track's row is the mean over them
+    (`_seed_mean_row`), and each controller's `overall` says how its mean quality and gain over FIFO
+    spread over the replicates (`SEED_KEYS`; the k-th replicate of the pool is the k-th run given of
+    each set, `replicates` lists them). Runs of different sets share no track. Every mean is then over
+    all tracks, and the bootstrap (`_add_statistics`) resamples tracks with their seed means, so a
+    headline rests on more tracks than one run scored. Model, `skip_first`, protocol, non-overlap,
+    controllers and bank layouts must agree. `sources` names the runs in errors and in `data`."""
     if len(runs) != len(sources) or not runs:
         raise ValueError(f"pool: give one source name per result, got {len(runs)} results and {len(sources)} names")
     settings = [{"model": run.get("model"), "skip_first": run.get("skip_first"), "protocol": protocol_of(run),
@@ -167,12 +256,8 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
         if list(run["controllers"]) != list(first["controllers"]):
             raise ValueError(f"pool: {source}: controllers {list(run['controllers'])} differ from "
                              f"{origin}'s {list(first['controllers'])}")
-    pooled: dict = {**settings[0], "controllers": {},
-                    "data": {"pooled": [{"source": source, **run.get("data", {})} for run, source in zip(runs, sources)]}}
     for name, reference in first["controllers"].items():
         heuristic = _heuristic(name, reference)
-        seen: dict[tuple[str, int], str] = {}
-        rows: list[dict] = []
         for run, source in zip(runs, sources):
             entry = run["controllers"][name]
             if entry["bank"] != reference["bank"]:
@@ -180,13 +265,50 @@ def pool_results(runs: Sequence[dict], sources: Sequence[str]) -> dict:
             if _heuristic(name, entry) != heuristic:
                 raise ValueError(f"pool: {source}: {name} is {'not ' if heuristic else ''}a heuristic there, "
                                  f"unlike in {origin}")
-            for row in entry["tracks"]:
-                track = (row["sequence"], row["object_id"])
-                if track in seen:
-                    raise ValueError(f"pool: track {track[0]}:{track[1]} is in both {seen[track]} and {source}")
-                seen[track] = source
-                rows.append(row)
-        pooled["controllers"][name] = {"bank": reference["bank"], "heuristic": heuristic, "tracks": rows}
-    pooled["data"]["tracks"] = len({(row["sequence"], row["object_id"])
-                                    for entry in pooled["controllers"].values() for row in entry["tracks"]})
-    return _summarize(pooled)
+    tracks = [_run_tracks(run, source) for run, source in zip(runs, sources)]
+    groups = _sets_of_runs(tracks, runs, sources)
+    replicates = len(groups[0])
+    keys = summary_keys(settings[0]["protocol"])
+    where = {index: (number, k) for number, group in enumerate(groups) for k, index in enumerate(group)}
+    pooled: dict = {**settings[0], "controllers": {},
+                    "data": {"pooled": [{"source": source, "set": where[i][0], "replicate": where[i][1],
+                                         **run.get("data", {})} for i, (run, source) in enumerate(zip(runs, sources))]}}
+    for name, reference in first["controllers"].items():
+        rows: list[dict] = []
+        for group in groups:
+            by_track = [{(row["sequence"], row["object_id"]): row for row in runs[index]["controllers"][name]["tracks"]}
+                        for index in group]
+            rows += [_seed_mean_row([mine[track] for mine in by_track], keys) for track in tracks[group[0]]]
+        pooled["controllers"][name] = {"bank": reference["bank"], "heuristic": _heuristic(name, reference),
+                                       "tracks": rows}
+    pooled["data"].update(tracks=sum(len(tracks[group[0]]) for group in groups), sets=len(groups),
+                          replicates=replicates)
+    _summarize(pooled, bootstrap)
+    if replicates > 1:
+        _add_seed_spread(pooled, runs, sources, groups)
+    return pooled
+
+
+def _add_seed_spread(pooled: dict, runs: Sequence[dict], sources: Sequence[str], groups: list[list[int]]) -> None:
+    """`replicates`: per replicate (the k-th run of each set) every controller's mean quality over all
+    tracks and its gain over FIFO; `SEED_KEYS` in each controller's `overall`."""
+    replicates = []
+    for k in range(len(groups[0])):
+        chosen = [group[k] for group in groups]
+        quality = {name: _mean([row for index in chosen for row in runs[index]["controllers"][name]["tracks"]], "quality")
+                   for name in pooled["controllers"]}
+        base = quality.get("fifo")
+        gains = {name: None if base is None else (q - base) / base if base else float("nan")
+                 for name, q in quality.items()}
+        replicates.append({"sources": [sources[index] for index in chosen],
+                           "seeds": [(runs[index].get("data") or {}).get("seed") for index in chosen],
+                           "quality": quality, "gain_over_fifo": gains})
+    pooled["replicates"] = replicates
+    for name, entry in pooled["controllers"].items():
+        quality = spread([replicate["quality"][name] for replicate in replicates])
+        gains = [replicate["gain_over_fifo"][name] for replicate in replicates]
+        gain = spread(gains) if None not in gains else dict.fromkeys(("mean", "std", "min", "max"))
+        entry["overall"].update(seeds=len(replicates), quality_seed_std=quality["std"],
+                                quality_seed_min=quality["min"], quality_seed_max=quality["max"],
+                                gain_seed_mean=gain["mean"], gain_seed_std=gain["std"], gain_seed_min=gain["min"],
+                                gain_seed_max=gain["max"])

@@ -1,5 +1,6 @@
 """`sam2rl pool`: one headline over several runs' tracks (e.g. the per-video agents of several fresh
-video sets), since five tracks give a noisy ratio."""
+video sets), since five tracks give a noisy ratio; runs of the same tracks (one per training seed)
+pool into their mean and spread over seeds."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sam2rl.errors import report_error
 from sam2rl.evaluation.evaluate import pool_results
 from sam2rl.evaluation.headline import describe_headline, headline
 from sam2rl.evaluation.report import results_table, write_csv
+from sam2rl.evaluation.statistics import RESAMPLES, SEED, Bootstrap
 
 __all__ = ["main"]
 
@@ -21,10 +23,17 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sam2rl pool", description="Pool the scores of several runs (each a `results.json` written by "
-        "`sam2rl run`/`lightning run` or `sam2rl eval --json`) and print one table and headline over all their tracks.")
+        "`sam2rl run`/`lightning run` or `sam2rl eval --json`) and print one table and headline over all their tracks. "
+        "Runs of different tracks are different sets; runs of the same tracks are replicates (e.g. one per training "
+        "seed: give every set its runs in the same seed order), whose per-track figures are averaged, with their "
+        "spread over seeds reported. Gains come with a paired bootstrap confidence interval over tracks.")
     parser.add_argument("runs", nargs="+", type=Path, help="run directories holding results.json, or results files")
     parser.add_argument("--agent", help="the controller to compare with the heuristics (default: the only 'agent ...' one)")
     parser.add_argument("--out", type=Path, help="write results.json, scores.csv and summary.json of the pool here")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES,
+                        help=f"paired bootstrap resamples of the tracks (default: {RESAMPLES})")
+    parser.add_argument("--bootstrap-seed", type=int, default=SEED,
+                        help=f"seed of the bootstrap's draws (default: {SEED}; the output states it)")
     return parser
 
 
@@ -46,9 +55,10 @@ def _load(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(width=max(Console().width, 100))
+    console = Console(width=max(Console().width, 150))  # intervals and the spread over seeds: up to 12 columns
     try:
-        pooled = pool_results([_load(path) for path in args.runs], [str(path) for path in args.runs])
+        bootstrap = Bootstrap(resamples=args.resamples, seed=args.bootstrap_seed)
+        pooled = pool_results([_load(path) for path in args.runs], [str(path) for path in args.runs], bootstrap)
         agents = [name for name in pooled["controllers"] if name.startswith("agent")]
         agent = args.agent or (agents[0] if len(agents) == 1 else None)
         if agent is None:
@@ -56,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = headline(pooled, agent)
     except ValueError as error:
         return report_error(error)
-    console.print(results_table(pooled, f"sam2rl pool ({len(args.runs)} runs, {summary['num_tracks']} tracks)"))
+    data = pooled["data"]
+    layout = f"{data['sets']} set(s) x {data['replicates']} seed(s), " if data["replicates"] > 1 else ""
+    console.print(results_table(pooled, f"sam2rl pool ({len(args.runs)} runs, {layout}{summary['num_tracks']} tracks)"))
     console.print(describe_headline(summary))
     if args.out is not None:
         write_json(args.out / "results.json", pooled)

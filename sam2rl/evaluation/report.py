@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sam2rl.atomic import write_text
 from sam2rl.evaluation.protocols import protocol_of, summary_keys
+from sam2rl.evaluation.statistics import SEED_KEYS, STATISTICS_KEYS
 
 __all__ = [
     "OVERALL_COLUMNS", "TRACK_COLUMNS", "overall_columns", "overall_csv_path", "results_table", "safe_name",
@@ -23,9 +24,12 @@ def track_columns(protocol: str = "sam2rl") -> tuple[str, ...]:
     return ("controller", "sequence", "object_id", "prompt_frame", *summary_keys(protocol), "fps")
 
 
-def overall_columns(protocol: str = "sam2rl") -> tuple[str, ...]:
-    """The overall CSV's columns: per controller the figures `protocol` reports, speed, the gain over FIFO."""
-    return ("controller", *summary_keys(protocol), "fps", "gain_over_fifo")
+def overall_columns(protocol: str = "sam2rl", seeds: bool = False) -> tuple[str, ...]:
+    """The overall CSV's columns: per controller the figures `protocol` reports, speed, the gain over FIFO
+    with its bootstrap interval and the per-track wins (`STATISTICS_KEYS`), and for pooled runs of
+    several training seeds (`seeds`) the spread over them (`SEED_KEYS`)."""
+    return ("controller", *summary_keys(protocol), "fps", "gain_over_fifo", *STATISTICS_KEYS,
+            *(SEED_KEYS if seeds else ()))
 
 
 TRACK_COLUMNS = track_columns()
@@ -74,21 +78,51 @@ def write_csv(path: Path, results: dict) -> tuple[Path, Path]:
         tracks += [{"controller": name, **row} for row in entry["tracks"]]
         overall.append({"controller": name, **entry["overall"]})
     write_text(Path(path), _csv(track_columns(protocol), tracks))
-    return Path(path), write_text(overall_csv_path(path), _csv(overall_columns(protocol), overall))
+    columns = overall_columns(protocol, seeds=bool(results.get("replicates")))
+    return Path(path), write_text(overall_csv_path(path), _csv(columns, overall))
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else "n/a" if value != value else f"{value:+.1%}"
 
 
 def results_table(results: dict, title: str) -> Table:
-    """One row per controller: overall scores and the relative gain in tracking quality over FIFO; the
+    """One row per controller: overall scores, the relative gain in tracking quality over FIFO with its
+    paired bootstrap interval and the per-track wins/ties/losses against FIFO (the caption states the
+    bootstrap's settings), and for pooled runs of several training seeds the gain's spread over them; the
     title names a protocol other than the default, and whether its masks were made non-overlapping."""
     model = results["model"]
     random = " (RANDOM WEIGHTS: plumbing only)" if model["weights_sha256"].startswith("random") else ""
-    table = Table(title=f"{title} — {model['model']} @ {model['image_size']} px{random}{_protocol_note(results)}")
+    boot = results.get("bootstrap") or {}
+    seeds = len(results.get("replicates") or [])
+    caption = []
+    if boot.get("baseline"):
+        tracks = f"{boot['tracks']} track{'' if boot['tracks'] == 1 else 's'}"
+        caption.append(f"{boot['level']:.0%} CI: paired bootstrap over {tracks} ({boot['resamples']} "
+                       f"resamples, seed {boot['seed']}); W/T/L: tracks above/level with/below FIFO")
+    if seeds:
+        caption.append(f"each track's figures are means over {seeds} training seeds; seed sd and seed range: "
+                       "the gain over FIFO of each seed's run")
+    table = Table(title=f"{title} — {model['model']} @ {model['image_size']} px{random}{_protocol_note(results)}",
+                  caption="\n".join(caption) or None)
     keys = summary_keys(protocol_of(results))
-    for column in ("controller", *(_HEADERS[key] for key in keys), "fps", "vs FIFO"):
-        table.add_column(column, justify="left" if column == "controller" else "right")
+    headers = ["controller", *(_HEADERS[key] for key in keys), "fps", "vs FIFO", f"{boot.get('level', 0.95):.0%} CI",
+               "W/T/L"]
+    if seeds:
+        headers += ["seed sd", "seed range"]
+    for column in headers:  # figures and names unbroken: a wrapped interval reads as two numbers
+        table.add_column(column, justify="left" if column == "controller" else "right", no_wrap=True)
     for name, entry in results["controllers"].items():
         o = entry["overall"]
-        gain = o.get("gain_over_fifo")
-        table.add_row(name, *(f"{o[key]:.3f}" for key in keys), f"{o['fps']:.1f}",
-                      "" if gain is None else "n/a" if gain != gain else f"{gain:+.1%}")
+        baseline = name == boot.get("baseline")  # FIFO against itself: nothing to say
+        low, high = o.get("gain_ci_low"), o.get("gain_ci_high")
+        interval = "" if baseline or low is None else f"[{_percent(low)}, {_percent(high)}]"
+        wins = "" if baseline or o.get("wins") is None else f"{o['wins']}/{o['ties']}/{o['losses']}"
+        row = [name, *(f"{o[key]:.3f}" for key in keys), f"{o['fps']:.1f}", _percent(o.get("gain_over_fifo")),
+               interval, wins]
+        if seeds:
+            row += ["" if baseline or o.get("gain_seed_std") is None else f"{o['gain_seed_std']:.1%}",
+                    "" if baseline or o.get("gain_seed_min") is None
+                    else f"{_percent(o['gain_seed_min'])}..{_percent(o['gain_seed_max'])}"]
+        table.add_row(*row)
     return table

@@ -10,29 +10,27 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from sam2.modeling.sam2_base import SAM2Base
 
-from sam2rl.tracker import FeatureCache, FrameFeatures, Tracker
+from sam2rl.tracker import FeatureBudget, FeatureCache, FeatureMemory, FeatureStore, FrameFeatures, Tracker
 
 __all__ = ["VideoFeatures"]
 
 
-class VideoFeatures(FeatureCache):
-    """A `FeatureCache` over a whole video whose frames are encoded on first read, one image-encoder
-    call per frame as in sam2's predictor; `reversed()` reads frame T-1-t for t, the time of a pass
-    that tracks backwards (see `propagation`)."""
+class VideoFeatures(FeatureStore):
+    """A `FeatureStore` over sam2's frames (`images`: a tensor, or its asynchronous loader) that
+    encodes one frame per image-encoder call, as sam2's predictor does, and keeps every frame: on
+    the tracker's device, or on the host when `storage` (sam2's `offload_state_to_cpu`) is the CPU.
+    `first` is frame 0, which sam2 encodes to warm up. `reversed()` reads frame T-1-t for t, the
+    time of a pass that tracks backwards (see `propagation`)."""
 
     def __init__(self, tracker: Tracker, images: Sequence[torch.Tensor], first: FeatureCache,
                  storage: torch.device):
-        dtype = tracker.settings.feature_dtype
-        levels = [torch.empty(len(images), *x.shape[1:], dtype=dtype, device=storage) for x in first.levels]
-        super().__init__(levels, first.pos_top.to(storage))
-        self.model: SAM2Base = tracker.model
-        self.autocast = tracker.settings.autocast
-        self.images = images  # sam2's frames: a tensor, or its asynchronous loader
-        self.encoded = torch.zeros(len(images), dtype=torch.bool)
+        offloaded = torch.device(storage).type == "cpu" and tracker.device.type != "cpu"
+        budget = FeatureBudget(0.0, float("inf")) if offloaded else FeatureBudget.unbounded()
+        super().__init__(tracker.model, lambda t: images[t], len(images), dtype=tracker.settings.feature_dtype,
+                         autocast=tracker.settings.autocast, chunk=1, memory=FeatureMemory(budget, tracker.device))
         self.reverse = False
-        self._keep(0, first)
+        self.keep(0, first)
 
     def reversed(self) -> VideoFeatures:
         """The same features (shared, not copied) read in reverse time."""
@@ -41,16 +39,4 @@ class VideoFeatures(FeatureCache):
         return view
 
     def gather(self, index: torch.Tensor) -> FrameFeatures:
-        frames = self.num_frames - 1 - index if self.reverse else index
-        wanted = frames.cpu()
-        for t in wanted[~self.encoded[wanted]].unique().tolist():
-            self._keep(t, FeatureCache.build(self.model, lambda _: self.images[t], 1, dtype=self.levels[0].dtype,
-                                             chunk=1, autocast=self.autocast))
-        features = super().gather(frames)
-        device = self.model.device
-        return FrameFeatures([x.to(device) for x in features.levels], features.pos_top.to(device))
-
-    def _keep(self, frame: int, features: FeatureCache) -> None:
-        for stored, level in zip(self.levels, features.levels):
-            stored[frame] = level[0].to(stored.dtype)
-        self.encoded[frame] = True
+        return super().gather(self.num_frames - 1 - index if self.reverse else index)

@@ -16,7 +16,7 @@ from sam2rl.schema.fields import (Problems, accelerator, choice, custom, flag, f
                                   options, precision, section, strategy, text, texts, whole)
 
 __all__ = ["AgentRecipe", "DataSection", "EncoderSettings", "EnvSection", "EpisodeSettings", "EvaluationSection",
-           "ImitationSettings", "ModelSection", "OutputSection", "PPOSettings", "RewardConfig", "TrainerSection"]
+           "FeatureMemorySection", "ImitationSettings", "ModelSection", "OutputSection", "PPOSettings", "RewardConfig", "TrainerSection"]
 
 _TRACK = r".+:\d+"
 _TRACK_MUST = "'sequence:object_id' (e.g. 'bear:1')"
@@ -43,6 +43,16 @@ class ModelSection:
 
 
 @dataclass
+class FeatureMemorySection:
+    """Memory the videos' image features may take (recipe section `data.feature_memory`): frames are
+    encoded when first read and kept, least recently used out first, on the tracker's device, then
+    on the host (on a CPU tracker the two are one memory of their sum); beyond both they are read
+    back from `data.feature_cache` or encoded again (`sam2rl.tracker.FeatureBudget`)."""
+    device_mib: float = number(2048.0, low=0)
+    host_mib: float = number(8192.0, low=0)
+
+
+@dataclass
 class DataSection:
     """The videos an agent trains on, and (generalize) is scored on (recipe section `data`)."""
     root: str = text("sam2rl:sample")
@@ -53,6 +63,8 @@ class DataSection:
     val_tracks: list[str] | None = texts(None, regex=_TRACK, must=_TRACK_MUST)
     """generalize: "sequence:object_id" of the held-out videos; None = all."""
     feature_cache: str | None = folder(None)
+    """A folder that keeps every frame's image features on disk, for this run and later ones."""
+    feature_memory: FeatureMemorySection = section(FeatureMemorySection)
 
 
 @dataclass

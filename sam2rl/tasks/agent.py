@@ -42,7 +42,8 @@ from sam2rl.evaluation.report import results_table, write_csv
 from sam2rl.rewards import CompositeReward
 from sam2rl.schema.agent import AgentRecipe
 from sam2rl.schema.recipe import RecipeError, check_recipe, save_recipe
-from sam2rl.tracker import FeatureCache, ModelSpec, Tracker, TrackerSettings, video_features
+from sam2rl.tasks.quiet import quiet_lightning
+from sam2rl.tracker import FeatureBudget, FeatureMemory, Features, ModelSpec, Tracker, TrackerSettings, video_features
 from sam2rl.tracker.bank import ActionLayout
 
 __all__ = ["run"]
@@ -104,7 +105,8 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
 
 
 def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, dataset: VideoDataset,
-           tracks: list[Track], features: dict[str, FeatureCache], out: Path, resume: bool) -> _Trained:
+           tracks: list[Track], features: dict[str, Features], out: Path, resume: bool,
+           say: Callable[[str], None]) -> _Trained:
     """PPO for one agent; its actor is the best greedy iterate on `tracks` (see `KeepBestGreedy`)."""
     names = sorted({t.sequence for t in tracks})
     videos, caches = [dataset[n] for n in names], [features[n] for n in names]
@@ -129,6 +131,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
 
     warm_quality = None
     if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
+        say(f"warm start: cloning {recipe.imitation.teacher}")
         warm_quality = _warm_start(recipe, tracker, dataset, tracks, features, actor, out, greedy_quality)
     module = PPOModule(actor, critic, make_env, recipe.ppo, recipe.trainer.iterations, recipe.trainer.seed,
                        recipe.env.group_size)
@@ -136,15 +139,17 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)
     self_imitation = SelfImitation(recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
-    selection = KeepBestGreedy(greedy_quality, t.select_every, self_imitation)
+    selection = KeepBestGreedy(greedy_quality, t.select_every, self_imitation, report=say)
     if warm_quality is not None:  # the check before the first iteration is the warm start's last one
-        selection.offer(actor, 0, warm_quality)
-    trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1,
-                        callbacks=[selection, checkpoints],
-                        logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
-                        enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
+        selection.offer(actor, 0, warm_quality, "the warm start")
+    with quiet_lightning():  # one Trainer per agent: its device banner and tips once per agent otherwise
+        trainer = L.Trainer(max_epochs=t.iterations, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                            num_nodes=t.num_nodes, precision=t.precision, log_every_n_steps=1,
+                            callbacks=[selection, checkpoints],
+                            logger=[CSVLogger(str(out), name="logs", version=""), TensorBoardLogger(str(out), name="tb", version="")],
+                            enable_model_summary=False, num_sanity_val_steps=0,
+                            enable_progress_bar=False)  # a bar of one step per iteration; the checks report progress
+        trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
     if trainer.is_global_zero:
         report = {"kept_iteration": selection.best_iteration,
                   "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]}
@@ -161,7 +166,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
 
 
 def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
-                features: dict[str, FeatureCache], actor: torch.nn.Module, out: Path,
+                features: dict[str, Features], actor: torch.nn.Module, out: Path,
                 greedy_quality: Callable[[torch.nn.Module], float]) -> float:
     """Clone `imitation.teacher`'s decisions on the training tracks into `actor`, then improve the
     clone by rollouts (see `sam2rl.agents.imitation`); returns the final clone's greedy quality."""
@@ -202,8 +207,11 @@ def _check(recipe: AgentRecipe, recipe_path: Path | None) -> tuple[list[Controll
     key = "evaluation.baselines"
     try:
         rules = [make_controller(name) for name in baselines]
+        key = "imitation.teacher"
+        if recipe.imitation.teacher is None and recipe.imitation.teacher_options:
+            raise ValueError(f"teacher_options {dict(recipe.imitation.teacher_options)} given, but no teacher "
+                             "(imitation.teacher: null); name one, e.g. imitation.teacher=search")
         if recipe.imitation.teacher is not None:
-            key = "imitation.teacher"
             check_teacher(make_controller(recipe.imitation.teacher, **recipe.imitation.teacher_options))
         key = "reward.terms"
         reward = CompositeReward.from_config(recipe.reward)
@@ -223,7 +231,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, out / "recipe.yaml")
     recipe_yaml = OmegaConf.to_yaml(OmegaConf.structured(recipe))
-    console = Console(width=max(Console().width, 100))  # the table is unreadable when wrapped
+    console = Console(width=max(Console().width, 130))  # the table (with its intervals) is unreadable when wrapped
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
@@ -238,8 +246,10 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     tracks = decided
     if not tracks:
         raise RecipeError(f"{where}data: no track to train on in {dataset.root}")
-    cache = recipe.data.feature_cache
-    features = {v.name: video_features(tracker, v, cache_dir=cache) for v in dataset.sequences}
+    cache, budget = recipe.data.feature_cache, recipe.data.feature_memory
+    memory = FeatureMemory(FeatureBudget(budget.device_mib, budget.host_mib), tracker.device)  # all videos, one budget
+    # encoded when first read: the training envs, the warm start and the evaluation share these stores
+    features = {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in dataset.sequences}
     began = time.time()
     if recipe.task == "overfit":
         jobs = [(f"{t.sequence}-{t.object_id}", [t]) for t in tracks]
@@ -254,15 +264,20 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     agents: dict[str, AgentController] = {}
     kept: dict[str, int] = {}  # the iteration each agent keeps (`selection.json`)
     is_main = True
-    for name, train_tracks in jobs:
+    for number, (name, train_tracks) in enumerate(jobs, start=1):
+        def say(line: str, where: str = f"agent {number} of {len(jobs)} ({name})") -> None:
+            console.print(f"[bold]{where}[/bold]: {line}", highlight=False)
+
         finished = out / name / "agent.pt"
         if recipe.resume == "auto" and finished.is_file():  # trained by an earlier run
             agents[name] = load_agent(finished, tracker)
+            say(f"trained by an earlier run, loaded from {finished}")
             if (out / name / "selection.json").is_file():
                 kept[name] = json.loads((out / name / "selection.json").read_text())["kept_iteration"]
             continue
+        say(f"training on {len(train_tracks)} track(s), {recipe.trainer.iterations} PPO iterations")
         trained = _train(recipe, tracker, reward, dataset, train_tracks, features, out / name,
-                         recipe.resume == "auto")
+                         recipe.resume == "auto", say)
         is_main = trained.is_main
         if not is_main:
             continue
@@ -278,9 +293,13 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     else:
         agent = agents["generalist"]
         agent.name = "agent (generalist)"
+    console.print(f"[bold]evaluation[/bold]: {', '.join(c.name for c in [*rules, agent])} on {len(eval_tracks)} track(s)",
+                  highlight=False)
     results = evaluate(tracker, eval_data, [*rules, agent], skip_first=recipe.evaluation.skip_first,
-                       cache_dir=cache, tracks=eval_tracks, features=features if eval_data is dataset else None)
-    results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks)}
+                       cache_dir=cache, tracks=eval_tracks, features=features if eval_data is dataset else None,
+                       feature_memory=memory)
+    results["data"] = {"root": str(eval_data.root), "sequences": len(eval_data), "tracks": len(eval_tracks),
+                       "seed": recipe.trainer.seed}  # `sam2rl pool` tells training seeds of the same tracks apart
     summary = {"task": recipe.task, "train_minutes": trained_s / 60, "minutes": (time.time() - began) / 60,
                **headline(results, agent.name),
                "kept_iteration": kept}

@@ -29,6 +29,7 @@ from sam2rl.schema.recipe import RecipeError, check_recipe, save_recipe
 from sam2rl.synth import resolve_difficulty, write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, build_sam2_model, save_official_checkpoint
 from sam2rl.tracker.checkpoint import file_sha256
+from sam2rl.tasks.quiet import quiet_lightning
 
 __all__ = ["FifoValidation", "run", "write_model_card"]
 
@@ -160,17 +161,18 @@ def run(recipe: PretrainRecipe, recipe_path: Path | None = None) -> None:
     loader = torch.utils.data.DataLoader(clips, batch_size=recipe.data.batch_size, num_workers=workers,
                                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
     minutes = recipe.trainer.max_minutes
-    trainer = L.Trainer(
-        max_steps=recipe.trainer.max_steps, max_time=None if minutes is None else timedelta(minutes=minutes),
-        accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
-        precision=recipe.trainer.precision, gradient_clip_val=recipe.optim.grad_clip,
-        log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
-        logger=CSVLogger(str(out), name="logs", version=""),
-        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=100, save_last=True,
-                                   save_top_k=0), FifoValidation(recipe, spec, resume is not None, recipe_path)],
-        enable_model_summary=False,
-    )
-    trainer.fit(module, loader, ckpt_path=resume)
+    with quiet_lightning():  # Lightning's device banner and tips (sam2rl.tasks.quiet)
+        trainer = L.Trainer(
+            max_steps=recipe.trainer.max_steps, max_time=None if minutes is None else timedelta(minutes=minutes),
+            accelerator=recipe.trainer.accelerator, devices=recipe.trainer.devices,
+            precision=recipe.trainer.precision, gradient_clip_val=recipe.optim.grad_clip,
+            log_every_n_steps=recipe.trainer.log_every, default_root_dir=str(out),
+            logger=CSVLogger(str(out), name="logs", version=""),
+            callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=100, save_last=True,
+                                       save_top_k=0), FifoValidation(recipe, spec, resume is not None, recipe_path)],
+            enable_model_summary=False,
+        )
+        trainer.fit(module, loader, ckpt_path=resume)
     # Lightning writes last.ckpt only with a periodic save; a run ending between two (max_minutes, or
     # max_steps off the period) would resume from the previous one
     trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")

@@ -1,7 +1,8 @@
 """Image-encoder features computed once per frame and shared by every episode on the video.
 
 The image encoder is half or more of SAM 2's cost per frame and does not depend on the
-memory, so training never runs it twice for a frame.
+memory, so training never runs it twice for a frame while the frame fits the feature budget
+(`sam2rl.tracker.store`: a video's features on demand, in memory tiers and on disk).
 
 Memory per frame: all three backbone levels the tracker reads, after the mask decoder's
 high-resolution projections (as `SAM2Base.forward_image` returns them):
@@ -13,20 +14,15 @@ The positional encoding of the top level is the same for every frame and is kept
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
-from sam2rl.atomic import write_torch
-from sam2rl.tracker.checkpoint import CheckpointError
-
-__all__ = ["FeatureCache", "FrameFeatures"]
+__all__ = ["FeatureCache", "Features", "FrameFeatures"]
 
 
 @dataclass
@@ -54,6 +50,21 @@ class FrameFeatures:
         return self.levels[:-1]
 
 
+class Features(Protocol):
+    """What the frame loop reads image features from: a `FeatureCache` (every frame in memory), a
+    `FeatureStore` (frames encoded on demand within a memory budget) or `FeatureViews` over several."""
+
+    @property
+    def num_frames(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def gather(self, index: torch.Tensor) -> FrameFeatures:
+        """Features of frame index[b] for each track b, on `device`, in float32."""
+        ...
+
+
 def bfloat16_autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
     """The tracker's own mixed precision (`TrackerSettings.autocast`): bfloat16 on `device`'s type.
     When off it is no context at all: `torch.autocast(enabled=False)` would switch off a caller's
@@ -62,7 +73,8 @@ def bfloat16_autocast(device: torch.device, enabled: bool) -> AbstractContextMan
 
 
 class FeatureCache:
-    """Backbone levels of T frames ([T, C_l, H_l, W_l] each) for one video or several concatenated."""
+    """Backbone levels of T frames ([T, C_l, H_l, W_l] each), all in memory: a batch of frames
+    (pretraining, `Tracker.encode_frames`); a video's features are a `FeatureStore` (`video_features`)."""
 
     def __init__(self, levels: list[torch.Tensor], pos_top: torch.Tensor):
         self.levels = levels  # stored in any dtype, handed out in float32 (the tracker's; autocast casts down)
@@ -113,38 +125,3 @@ class FeatureCache:
         levels = [x[index].float() for x in self.levels]
         pos = self.pos_top.flatten(1).t()[:, None, :].expand(-1, index.numel(), -1).float()
         return FrameFeatures(levels=levels, pos_top=pos)
-
-    def to(self, device: torch.device | str) -> FeatureCache:
-        """The same cache on `device`."""
-        return FeatureCache([x.to(device) for x in self.levels], self.pos_top.to(device))
-
-    @staticmethod
-    def concat(caches: Sequence[FeatureCache]) -> tuple[FeatureCache, list[int]]:
-        """One cache over several videos, and the frame offset of each video in it."""
-        offsets, total = [], 0
-        for cache in caches:
-            offsets.append(total)
-            total += cache.num_frames
-        levels = [torch.cat([c.levels[i] for c in caches]) for i in range(len(caches[0].levels))]
-        return FeatureCache(levels, caches[0].pos_top), offsets
-
-    # -- on-disk cache -------------------------------------------------------------------------
-
-    @staticmethod
-    def key(*parts: str) -> str:
-        """Cache key from video content, model config, checkpoint digest, input size, dtype, autocast."""
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-    def save(self, path: str | Path) -> None:
-        """Write atomically, so an interrupted run never leaves a half-written cache file."""
-        write_torch(path, {"levels": [x.cpu() for x in self.levels], "pos_top": self.pos_top.cpu()})
-
-    @classmethod
-    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeatureCache:
-        """A cache written by `save`; a file that is not one is named in a `CheckpointError`."""
-        try:  # read on the CPU: a failure here is the file's, not the device's
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            cache = cls(payload["levels"], payload["pos_top"])
-        except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
-            raise CheckpointError(f"feature cache {path}: cannot be read ({error}); delete it to rebuild it") from error
-        return cache.to(device)

@@ -20,7 +20,7 @@ import torch
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.tracker.bank import MemoryBank
 from sam2rl.tracker.core import Tracker
-from sam2rl.tracker.features import FeatureCache
+from sam2rl.tracker.features import Features
 from sam2rl.tracker.prediction import Actor, Chooser, Step, to_video_resolution
 
 __all__ = ["RunRecorder", "StepFn", "TrackRun", "TrackedFrame", "rollout"]
@@ -37,7 +37,7 @@ class TrackedFrame(NamedTuple):
     step: Step
 
 
-def rollout(tracker: Tracker, features: FeatureCache, bank: MemoryBank, start: torch.Tensor,
+def rollout(tracker: Tracker, features: Features, bank: MemoryBank, start: torch.Tensor,
             num_frames: torch.Tensor, *, steps: int | None = None, choose: Chooser | None = None,
             act: Actor | None = None, step: StepFn | None = None,
             offset: torch.Tensor | int = 0) -> Iterator[TrackedFrame]:

@@ -1,37 +1,45 @@
-"""Where the tracker meets a dataset video: its image features (cached once per video) and its
-ground truth at the model's input size, as the oracle, the search and the environment read it."""
+"""Where the tracker meets a dataset video: its image features (encoded on demand, once while they
+fit the budget) and its ground truth at the model's input size, as the oracle, the search and the
+environment read it."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
 
 from sam2rl.datasets import Track, VideoSequence
 from sam2rl.tracker.core import Tracker
-from sam2rl.tracker.features import FeatureCache
 from sam2rl.tracker.prediction import resize_prompt_mask
+from sam2rl.tracker.store import FeatureMemory, FeatureStore
 
-__all__ = ["ground_truth_masks", "video_features"]
+__all__ = ["feature_folder", "ground_truth_masks", "video_features"]
+
+
+def feature_folder(tracker: Tracker, video: VideoSequence, cache_dir: str | Path) -> Path | None:
+    """`cache_dir/<video>-<key>/`, the folder of `video`'s frame features: the key changes with the
+    video bytes, model config, weights, input size, dtype and autocast. None for a tracker built
+    from a bare model (no identity to key on)."""
+    if tracker.spec is None:
+        return None
+    settings = tracker.settings
+    parts = (video.content_hash(), *tracker.identity.values(), str(settings.feature_dtype),
+             f"autocast={settings.autocast}")  # the encoder ran in bfloat16 or not
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    return Path(cache_dir) / f"{video.name}-{key}"
 
 
 def video_features(tracker: Tracker, video: VideoSequence, cache_dir: str | Path | None = None,
-                   chunk: int = 8) -> FeatureCache:
-    """Features of every frame of `video`, loaded lazily; reused from `cache_dir` when the video
-    bytes, model config, weights, input size, dtype and autocast all match."""
+                   memory: FeatureMemory | None = None, chunk: int = 8) -> FeatureStore:
+    """The features of `video`'s frames, encoded when first read and kept in `memory` (shared by
+    every store given it; default: a `FeatureBudget()` of its own); with `cache_dir`, also written
+    frame by frame to `feature_folder` and read back from it by later runs."""
     settings = tracker.settings
-    path = None
-    if cache_dir is not None and tracker.spec is not None:
-        key = FeatureCache.key(video.content_hash(), *tracker.identity.values(), str(settings.feature_dtype),
-                               f"autocast={settings.autocast}")  # the encoder ran in bfloat16 or not
-        path = Path(cache_dir) / f"{video.name}-{key}.pt"
-        if path.is_file():
-            return FeatureCache.load(path, tracker.device)
-    cache = FeatureCache.build(tracker.model, lambda t: video.frame(t, tracker.image_size), video.num_frames,
-                               dtype=settings.feature_dtype, chunk=chunk, autocast=settings.autocast)
-    if path is not None:
-        cache.save(path)
-    return cache
+    folder = None if cache_dir is None else feature_folder(tracker, video, cache_dir)
+    return FeatureStore(tracker.model, lambda t: video.frame(t, tracker.image_size), video.num_frames,
+                        dtype=settings.feature_dtype, autocast=settings.autocast, chunk=chunk,
+                        memory=memory if memory is not None else FeatureMemory(device=tracker.device), folder=folder)
 
 
 def ground_truth_masks(video: VideoSequence, tracks: list[Track], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
