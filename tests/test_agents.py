@@ -182,16 +182,17 @@ def test_incomplete_agent_checkpoint_names_what_it_lacks(overfit_run: Path, tmp_
 def test_agent_layout_round_trips_and_old_flat_layouts_still_load(overfit_run: Path, tmp_path: Path) -> None:
     saved = torch.load(overfit_run / "synth-medium-1000-000-1" / "agent.pt", weights_only=False)
     assert saved["layout"]["actions"] == {"num_anchor": 1, "allow_discard": True, "allow_anchor": False,
-                                         "distinct_writes": False, "hold": 1}
+                                         "distinct_writes": True, "hold": 4}  # the recipe's
     layout = AgentLayout.from_saved(saved["layout"])
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     assert asdict(layout) == saved["layout"] and layout.token_dim == tracker.memory_shape[0] + len(TOKEN_FEATURES)
     # checkpoints written before `AgentLayout` kept one flat dict
+    # (no held decisions, no distinct writes then)
     flat = {"token_dim": layout.token_dim, "global_dim": layout.global_dim, "num_recent": layout.num_recent,
-            **asdict(layout.actions)}
+            "num_anchor": 1, "allow_discard": True, "allow_anchor": False}
     torch.save({**saved, "layout": flat}, tmp_path / "flat.pt")
     agent = load_agent(tmp_path / "flat.pt")
-    assert agent.actions == layout.actions == ActionLayout(1, True, False)
+    assert agent.actions == ActionLayout(1, True, False) == ActionLayout(1, True, False, distinct_writes=False, hold=1)
     assert all(torch.equal(saved["actor"][k], v) for k, v in agent.actor.state_dict().items())
 
 

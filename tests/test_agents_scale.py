@@ -15,7 +15,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.random_weights=true", "model.image_size=64", "evaluation.baselines=[fifo]", "env.batch_size=4", "env.group_size=2", "ppo.rollout_steps=4", "ppo.minibatch_size=8",
         "data.tracks=[synth-medium-1000-000:1,synth-medium-1000-001:1]", "task=generalize",
-        "data.val_split=null", "trainer.threads=1", "imitation.teacher_options={generations: 1, population: 2}",
+        "data.val_split=null", "trainer.threads=1", "ppo.self_imitation=false",
         "imitation.steps=5"]
 
 
