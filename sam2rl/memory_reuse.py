@@ -15,11 +15,39 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["freed_memory_reused", "reuse_freed_memory"]
+__all__ = ["freed_memory_reused", "heap_in_use_bytes", "reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _reused = False
+
+
+class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc >= 2.33)
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # glibc only: musl has mallopt as a no-op
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def heap_in_use_bytes() -> int | None:
+    """Bytes the process's allocations hold now (glibc: in use in the heap plus mapped blocks), or None
+    where the C library cannot say. Unlike the resident set it leaves out the free memory the allocator
+    keeps, so it grows only when something is held (a leak), not when the heap fragments."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
 
 
 def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
@@ -28,14 +56,10 @@ def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     Returns False, changing nothing, where the C library is not glibc (macOS, musl, Windows).
     The cost is that the process's resident memory stays at its peak until it exits.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc only: musl has mallopt as a no-op
-    except (OSError, AttributeError):
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     global _reused
     _reused = bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, threshold_bytes))

@@ -12,7 +12,7 @@ import torch
 from sam2rl.benchmark.cli import main
 from sam2rl.benchmark.measure import PeakMemory, count_flops
 from sam2rl.cli import main as sam2rl
-from sam2rl.memory_reuse import freed_memory_reused
+from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes
 
 
 def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -48,6 +48,35 @@ def test_bench_parts(tmp_path: Path) -> None:
         shares = [op["share"] for op in step["top_ops"]]
         assert 0 < len(shares) <= 8 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-6
         assert all(op["op"].startswith("aten::") and op["ms_per_step"] >= 0 for op in step["top_ops"])
+
+
+def test_bench_memory_runs_each_length_in_its_own_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "memory.json"
+    assert main(["--memory", "--model", "nano", "--image-size", "64", "--frames", "20", "40", "--threads", "1",
+                 "--device-mib", "0.25", "--host-mib", "0.25", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [r["frames"] for r in records] == [20, 40]
+    for r in records:
+        assert r["frames_encoded"] == r["frames"]  # each frame once: nothing read twice, nothing ahead
+        assert 0 < r["feature_bytes_held"] <= 0.5 * 2**20 < r["frames"] * r["feature_bytes_per_frame"]
+        assert r["rss_bound_bytes"] == r["rss_warm_peak_bytes"] + 0.5 * 2**20
+        assert r["freed_memory_reused"] is True  # the child runs as the console commands do
+        if r["held_peak_bytes"] is not None:  # glibc
+            assert r["held_bound_bytes"] == r["held_warm_bytes"] + 0.5 * 2**20 and r["held_peak_bytes"] > 0
+    printed = capsys.readouterr().out
+    assert "held: what the allocations hold" in printed and "freed memory returned" not in printed
+
+
+def test_heap_in_use_follows_a_held_tensor() -> None:
+    before = heap_in_use_bytes()
+    if before is None:
+        pytest.skip("the C library does not report its heap (not glibc)")
+    held = torch.ones(16 * 2**20, dtype=torch.uint8)  # 16 MiB, touched
+    during = heap_in_use_bytes()
+    del held
+    after = heap_in_use_bytes()
+    assert during is not None and after is not None
+    assert during - before >= 16 * 2**20 and during - after >= 16 * 2**20
 
 
 def test_bench_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:

@@ -130,18 +130,23 @@ def _ops_table(results: list[dict], title: str) -> Table:
 def _memory_table(records: list[dict], title: str) -> Table:
     table = Table(title=title)
     cuda = records[0]["device"].startswith("cuda")
-    columns = ["size", "T", "encoded", "feature KiB/frame", "budget MiB", "model MiB", "RSS after model MiB",
-               f"RSS peak, {WARM_FRAMES} frames MiB", "RSS peak MiB", "RSS bound MiB", "within"]
+    columns = ["size", "T", "encoded", "feature KiB/frame", "budget MiB", "model MiB",
+               f"held, {WARM_FRAMES} frames MiB", "held peak MiB", "held bound MiB", "within",
+               f"RSS peak, {WARM_FRAMES} frames MiB", "RSS peak MiB", "RSS bound MiB", "RSS within"]
     if cuda:
         columns += ["CUDA peak MiB", "CUDA bound MiB"]
     for column in [*columns, "s/frame", "mean IoU", "caller KiB/frame"]:
         table.add_column(column, justify="right")
     for r in records:
-        within = r["rss_peak_bytes"] <= r["rss_bound_bytes"] and (not cuda or r["cuda_peak_bytes"] <= r["cuda_bound_bytes"])
+        held = r["held_peak_bytes"] is not None
+        within = ((not held or r["held_peak_bytes"] <= r["held_bound_bytes"])
+                  and (not cuda or r["cuda_peak_bytes"] <= r["cuda_bound_bytes"]))
         row = [str(r["image_size"]), str(r["frames"]), str(r["frames_encoded"]),
                f"{r['feature_bytes_per_frame'] / 1024:.0f}", f"{r['device_mib']:g}+{r['host_mib']:g}",
-               _mib(r["model_bytes"]), _mib(r["rss_after_model_bytes"]), _mib(r["rss_warm_peak_bytes"]),
-               _mib(r["rss_peak_bytes"]), _mib(r["rss_bound_bytes"]), "yes" if within else "NO"]
+               _mib(r["model_bytes"]), *([_mib(r[f"held_{k}_bytes"]) for k in ("warm", "peak", "bound")] if held
+                                         else ["n/a"] * 3), "yes" if within else "NO",
+               _mib(r["rss_warm_peak_bytes"]), _mib(r["rss_peak_bytes"]), _mib(r["rss_bound_bytes"]),
+               "yes" if r["rss_peak_bytes"] <= r["rss_bound_bytes"] else "NO"]
         if cuda:
             row += [_mib(r["cuda_peak_bytes"]), _mib(r["cuda_bound_bytes"])]
         table.add_row(*row, f"{r['seconds'] / r['frames']:.2f}", f"{r['mean_iou']:.2f}",
@@ -185,16 +190,21 @@ def main(argv: list[str] | None = None) -> int:
     setups = [BenchSetup(args.model, size, args.device, args.dtype == "bf16", compile=args.compile)
               for size in args.image_size]
     where = (f"{args.model}, random weights, {args.device} {args.dtype}{', ours compiled' if args.compile else ''}, "
-             f"{torch.get_num_threads()} threads"
-             f"{'' if freed_memory_reused() else ', freed memory returned to the system'}")
+             f"{torch.get_num_threads()} threads")
+    returned = ", freed memory returned to the system"
+    if not args.memory:  # --memory measures in a child process: its allocator is the one to name
+        where += "" if freed_memory_reused() else returned
     if args.memory:
         budget = FeatureBudget(args.device_mib, args.host_mib)
         results = [measure_in_subprocess(args.model, size, length, args.device, budget, args.dtype == "bf16", args.threads)
                    for size in args.image_size for length in args.frames]
+        where += "" if results[0]["freed_memory_reused"] else returned  # the child's allocator
         console.print(_memory_table(results, f"sam2rl bench --memory — {where}"))
-        console.print(f"bound: the peak after {WARM_FRAMES} frames (imports, model, working memory, first features) "
-                      "plus the feature budget; 'caller KiB/frame': what a TrackRun would keep per frame and track "
-                      "(plus masks at video resolution), not held here")
+        console.print(f"held: what the allocations hold after a frame (glibc mallinfo2; 'within' also checks CUDA's "
+                      f"allocator peak on a GPU); RSS: the resident set, free heap memory included. Bounds: the figure "
+                      f"after {WARM_FRAMES} frames (imports, model, working memory, first features) plus the feature "
+                      "budget; 'caller KiB/frame': what a TrackRun would keep per frame and track (plus masks at video "
+                      "resolution), not held here")
     elif args.parts:
         results = [{**s.describe(), **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))

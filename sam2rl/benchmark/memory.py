@@ -9,14 +9,14 @@ What is measured is the bare frame loop: each frame's prediction is scored and d
 that keeps its output (`track_video`'s `TrackRun`) holds more per frame; `caller_bytes_per_frame`
 says how much, apart.
 
-The child process keeps freed memory for reuse (`reuse_freed_memory`), as sam2rl's console
-commands do: with glibc's default, adaptive thresholds a frame's activations land at new addresses
-as the heap fragments, and the resident set creeps up by a fraction of a MiB per frame at 512 px
-with no tensor held.
-
-The stated bound is the peak after the first `WARM_FRAMES` frames (imports, the model, the
-encoder's and the step's working memory, the first chunk's features) plus the feature budget: a
-figure that does not depend on the video's length.
+The child process runs with the allocator settings of sam2rl's console commands
+(`reuse_freed_memory`). Two measures: the resident set's peak (what the operating system sees,
+including free heap memory the allocator keeps, so it moves with fragmentation: a long video meets
+a worse moment of it, with nothing more held), and the most the allocations held after any frame
+(glibc's `mallinfo2`: heap in use plus mapped blocks; exact, and what a leak would grow). For
+each, the stated bound is the figure after the first `WARM_FRAMES` frames (imports, the model, the
+encoder's and the step's working memory, the first features) plus the feature budget: a figure
+that does not depend on the video's length.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import warnings
 
 import torch
 
-from sam2rl.memory_reuse import freed_memory_reused, reuse_freed_memory
+from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes, reuse_freed_memory
 from sam2rl.tracker import FeatureBudget, FeatureMemory, FeatureStore, ModelSpec, Tracker, TrackerSettings, rollout
 
 __all__ = ["measure_in_subprocess", "measure_memory"]
@@ -86,6 +86,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
     began = time.perf_counter()
     _, bank = tracker.start(store.gather(start), prompt, start)
     warm_rss = warm_cuda = 0
+    held: list[int] = []  # what the allocations hold after each frame (glibc), free heap memory not counted
     ious = []
     low = image_size // 4
     for k, tracked in enumerate(rollout(tracker, store, bank, start, torch.full_like(start, frames)), start=1):
@@ -95,6 +96,8 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
                                                 mode="area")[0, 0].to(predicted.device) > 0.5
         union = (predicted | truth).sum()
         ious.append(float((predicted & truth).sum() / union) if union else 1.0)
+        if (in_use := heap_in_use_bytes()) is not None:
+            held.append(in_use)
         if k == min(WARM_FRAMES, frames - 1):
             warm_rss = _rss_peak()
             warm_cuda = torch.cuda.max_memory_allocated() if cuda else 0
@@ -107,7 +110,9 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
         "model_bytes": model_bytes, "feature_bytes_per_frame": store.bytes_per_frame,
         "frames_encoded": store.encoded_frames, "feature_bytes_held": memory.used_bytes,
         "rss_after_model_bytes": after_model, "rss_warm_peak_bytes": warm_rss, "rss_peak_bytes": _rss_peak(),
-        "rss_bound_bytes": warm_rss + host_budget, "seconds": seconds, "mean_iou": sum(ious) / len(ious),
+        "rss_bound_bytes": warm_rss + host_budget,
+        "held_warm_bytes": max(held[:WARM_FRAMES], default=None), "held_peak_bytes": max(held, default=None),
+        "held_bound_bytes": max(held[:WARM_FRAMES]) + host_budget if held else None, "seconds": seconds, "mean_iou": sum(ious) / len(ious),
         # what track_video's TrackRun keeps per frame and track: the low-res logits (float32), score,
         # predicted IoU, bank contents, action; its masks at video resolution add H x W bytes more
         "caller_bytes_per_frame": low * low * 4 + 4 + 4 + 8 * (bank.num_recent + bank.anchors.valid.shape[1]) + 8,
