@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 __all__ = ["freed_memory_reused", "heap_in_use_bytes", "reuse_freed_memory"]
@@ -27,6 +28,7 @@ class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc
                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+@functools.cache  # find_library runs ldconfig: once per process, not per frame of the memory bench
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
