@@ -6,7 +6,8 @@ A tracking step allocates its activations afresh every frame, so each step fault
 back in page by page, zero-filled by the kernel: at B=16 on `sam2.1_hiera_t` (256 px) that is
 about 160,000 page faults per step. Raising both thresholds makes freed blocks stay in the heap
 and be reused. Only the console entry points (processes we own) call this; a library import
-never changes its host's allocator.
+never changes its host's allocator. The module also reads what the process holds and its peak,
+for the memory benchmark.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import resource
 import sys
 
-__all__ = ["freed_memory_reused", "heap_in_use_bytes", "reuse_freed_memory"]
+__all__ = ["freed_memory_reused", "heap_in_use_bytes", "peak_resident_bytes", "release_free_memory", "reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
@@ -52,6 +54,12 @@ def heap_in_use_bytes() -> int | None:
     return int(info.uordblks + info.hblkhd)
 
 
+def peak_resident_bytes() -> int:
+    """The process's resident-set peak so far, free heap memory the allocator keeps included (what the
+    operating system sees; Linux reports `ru_maxrss` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     """Let glibc keep freed blocks up to `threshold_bytes` for reuse instead of handing them back.
 
@@ -66,6 +74,19 @@ def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     global _reused
     _reused = bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, threshold_bytes))
     return _reused
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the operating system (glibc's `malloc_trim`), wherever they
+    lie, not only at its top; the allocator's settings stay as they are. Memory freed in scattered
+    holes (a feature cache dropping old frames while a step's activations come and go around them)
+    then no longer counts in the resident set. Returns False where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+    libc.malloc_trim(0)
+    return True
 
 
 def freed_memory_reused() -> bool:

@@ -130,27 +130,25 @@ def _ops_table(results: list[dict], title: str) -> Table:
 def _memory_table(records: list[dict], title: str) -> Table:
     table = Table(title=title)
     cuda = records[0]["device"].startswith("cuda")
-    columns = ["size", "T", "encoded", "feature KiB/frame", "budget MiB", "model MiB",
-               f"held, {WARM_FRAMES} frames MiB", "held peak MiB", "held bound MiB", "within",
-               f"RSS peak, {WARM_FRAMES} frames MiB", "RSS peak MiB", "RSS bound MiB", "RSS within"]
+    columns = ["size", "T", "encoded", "KiB/frame", "budget MiB", f"held, {WARM_FRAMES} frames", "held peak",
+               "held bound", f"RSS, {WARM_FRAMES} frames", "RSS peak", "RSS bound"]
     if cuda:
-        columns += ["CUDA peak MiB", "CUDA bound MiB"]
-    for column in [*columns, "s/frame", "mean IoU", "caller KiB/frame"]:
+        columns += ["CUDA peak", "CUDA bound"]
+    for column in [*columns, "s/frame", "mean IoU"]:
         table.add_column(column, justify="right")
     for r in records:
-        held = r["held_peak_bytes"] is not None
-        within = ((not held or r["held_peak_bytes"] <= r["held_bound_bytes"])
-                  and (not cuda or r["cuda_peak_bytes"] <= r["cuda_bound_bytes"]))
+        measures = ["held", "rss", *(["cuda"] if cuda else [])]
         row = [str(r["image_size"]), str(r["frames"]), str(r["frames_encoded"]),
-               f"{r['feature_bytes_per_frame'] / 1024:.0f}", f"{r['device_mib']:g}+{r['host_mib']:g}",
-               _mib(r["model_bytes"]), *([_mib(r[f"held_{k}_bytes"]) for k in ("warm", "peak", "bound")] if held
-                                         else ["n/a"] * 3), "yes" if within else "NO",
-               _mib(r["rss_warm_peak_bytes"]), _mib(r["rss_peak_bytes"]), _mib(r["rss_bound_bytes"]),
-               "yes" if r["rss_peak_bytes"] <= r["rss_bound_bytes"] else "NO"]
-        if cuda:
-            row += [_mib(r["cuda_peak_bytes"]), _mib(r["cuda_bound_bytes"])]
-        table.add_row(*row, f"{r['seconds'] / r['frames']:.2f}", f"{r['mean_iou']:.2f}",
-                      f"{r['caller_bytes_per_frame'] / 1024:.0f}")
+               f"{r['feature_bytes_per_frame'] / 1024:.0f}", f"{r['device_mib']:g}+{r['host_mib']:g}"]
+        for measure in measures:
+            peak, bound = r[f"{measure}_peak_bytes"], r[f"{measure}_bound_bytes"]
+            if peak is None:  # no mallinfo2 (not glibc)
+                row += ["n/a"] * (3 if measure != "cuda" else 2)
+                continue
+            verdict = "within" if peak <= bound else f"OVER by {(peak - bound) / 2**20:.0f}"
+            warm = [] if measure == "cuda" else [_mib(r[f"{measure}_warm_bytes"])]
+            row += [*warm, _mib(peak), f"{_mib(bound)} ({verdict})"]
+        table.add_row(*row, f"{r['seconds'] / r['frames']:.2f}", f"{r['mean_iou']:.2f}")
     return table
 
 
@@ -203,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"held: what the allocations hold after a frame (glibc mallinfo2; 'within' also checks CUDA's "
                       f"allocator peak on a GPU); RSS: the resident set, free heap memory included. Bounds: the figure "
                       f"after {WARM_FRAMES} frames (imports, model, working memory, first features) plus the feature "
-                      "budget; 'caller KiB/frame': what a TrackRun would keep per frame and track (plus masks at video "
-                      "resolution), not held here")
+                      f"budget; figures in MiB. Model {_mib(results[0]['model_bytes'])} MiB; a caller's TrackRun would "
+                      f"keep {results[0]['caller_bytes_per_frame'] / 1024:.0f} KiB more per frame and track (plus masks "
+                      "at video resolution), not held here")
     elif args.parts:
         results = [{**s.describe(), **measure_parts(s, args.batch, args.repeats)} for s in setups]
         console.print(_parts_table(results, f"sam2rl bench --parts — {where}"))

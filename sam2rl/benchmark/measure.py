@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import resource
 import threading
 import time
 import warnings
@@ -26,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from sam2rl.datasets import VideoDataset, VideoSequence
 from sam2rl.envs import SAM2MemoryEnv
+from sam2rl.memory_reuse import peak_resident_bytes
 from sam2rl.rewards import CompositeReward
 from sam2rl.synth import write_dataset
 from sam2rl.tracker import ModelSpec, Tracker, TrackerSettings, build_sam2_video_predictor, rollout, video_features
@@ -85,7 +85,7 @@ class PeakMemory:
             with open("/proc/self/statm") as statm:
                 return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:  # not Linux: the process-wide peak is the best available
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            return peak_resident_bytes()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.005):

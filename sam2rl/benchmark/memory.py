@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ import warnings
 
 import torch
 
-from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes, reuse_freed_memory
+from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes, peak_resident_bytes, reuse_freed_memory
 from sam2rl.tracker import FeatureBudget, FeatureMemory, FeatureStore, ModelSpec, Tracker, TrackerSettings, rollout
 
 __all__ = ["measure_in_subprocess", "measure_memory"]
@@ -61,10 +60,6 @@ def synthetic_frame(t: int, size: int) -> torch.Tensor:
     return (image - _MEAN) / _STD
 
 
-def _rss_peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
 @torch.inference_mode()
 def measure_memory(model: str, image_size: int, frames: int, device: str, budget: FeatureBudget,
                    bf16: bool = False) -> dict:
@@ -75,7 +70,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
                                     TrackerSettings(autocast=bf16))
     cuda = tracker.device.type == "cuda"
     model_bytes = sum(p.numel() * p.element_size() for p in tracker.model.parameters())
-    after_model = _rss_peak()
+    after_model = peak_resident_bytes()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     memory = FeatureMemory(budget, tracker.device)
@@ -99,7 +94,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
         if (in_use := heap_in_use_bytes()) is not None:
             held.append(in_use)
         if k == min(WARM_FRAMES, frames - 1):
-            warm_rss = _rss_peak()
+            warm_rss = peak_resident_bytes()
             warm_cuda = torch.cuda.max_memory_allocated() if cuda else 0
     seconds = time.perf_counter() - began
     host_budget = (budget.device_mib + budget.host_mib if not cuda else budget.host_mib) * 2**20
@@ -109,7 +104,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
         "device_mib": budget.device_mib, "host_mib": budget.host_mib,
         "model_bytes": model_bytes, "feature_bytes_per_frame": store.bytes_per_frame,
         "frames_encoded": store.encoded_frames, "feature_bytes_held": memory.used_bytes,
-        "rss_after_model_bytes": after_model, "rss_warm_peak_bytes": warm_rss, "rss_peak_bytes": _rss_peak(),
+        "rss_after_model_bytes": after_model, "rss_warm_bytes": warm_rss, "rss_peak_bytes": peak_resident_bytes(),
         "rss_bound_bytes": warm_rss + host_budget,
         "held_warm_bytes": max(held[:WARM_FRAMES], default=None), "held_peak_bytes": max(held, default=None),
         "held_bound_bytes": max(held[:WARM_FRAMES]) + host_budget if held else None, "seconds": seconds, "mean_iou": sum(ious) / len(ious),
@@ -118,7 +113,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
         "caller_bytes_per_frame": low * low * 4 + 4 + 4 + 8 * (bank.num_recent + bank.anchors.valid.shape[1]) + 8,
     }
     if cuda:
-        record.update(cuda_warm_peak_bytes=warm_cuda, cuda_peak_bytes=torch.cuda.max_memory_allocated(),
+        record.update(cuda_warm_bytes=warm_cuda, cuda_peak_bytes=torch.cuda.max_memory_allocated(),
                       cuda_bound_bytes=warm_cuda + budget.device_mib * 2**20)
     return record
 
