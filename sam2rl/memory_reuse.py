@@ -4,10 +4,13 @@ glibc returns every large block to the operating system when it is freed: blocks
 threshold (128 KiB, rising to at most 32 MiB) are unmapped, and the top of the heap is trimmed.
 A tracking step allocates its activations afresh every frame, so each step faults all of them
 back in page by page, zero-filled by the kernel: at B=16 on `sam2.1_hiera_t` (256 px) that is
-about 160,000 page faults per step. Raising both thresholds makes freed blocks stay in the heap
-and be reused. Only the console entry points (processes we own) call this; a library import
-never changes its host's allocator. The module also reads what the process holds and its peak,
-for the memory benchmark.
+about 160,000 page faults per step. Raising both thresholds to 128 MiB makes freed blocks up to
+that size stay in the heap and be reused (that step's largest are 64 MiB); larger ones, such as
+the image encoder's at 512 px, are still mapped afresh, since kept in the heap they fragmented it:
+over 400 frames at 512 px a 1 GiB threshold grew the resident set by 380 MiB with nothing more held. Only the console entry points (processes we own) call this; a library import
+never changes its host's allocator. Long-lived tensors that come and go in a different order
+(cached features) are kept outside the heap (`off_heap_copy`), so they do not fragment it. The
+module also reads what the process holds and its peak, for the memory benchmark.
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import mmap
 import resource
 import sys
+import weakref
 
-__all__ = ["freed_memory_reused", "heap_in_use_bytes", "peak_resident_bytes", "release_free_memory", "reuse_freed_memory"]
+import torch
+
+__all__ = ["OFF_HEAP_MIN_BYTES", "freed_memory_reused", "held_bytes", "off_heap_copy", "peak_resident_bytes", "reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _reused = False
+_off_heap = [0]  # bytes in live off_heap_copy maps
 
 
 class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc >= 2.33)
@@ -42,16 +50,17 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def heap_in_use_bytes() -> int | None:
-    """Bytes the process's allocations hold now (glibc: in use in the heap plus mapped blocks), or None
-    where the C library cannot say. Unlike the resident set it leaves out the free memory the allocator
-    keeps, so it grows only when something is held (a leak), not when the heap fragments."""
+def held_bytes() -> int | None:
+    """Bytes the process's allocations hold now: glibc's heap in use, its mapped blocks and the live
+    `off_heap_copy` maps; None where the C library cannot say. Unlike the resident set it leaves out
+    the free memory the allocator keeps, so it grows only when something is held (a leak), not when
+    the heap fragments."""
     libc = _glibc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
-    return int(info.uordblks + info.hblkhd)
+    return int(info.uordblks + info.hblkhd) + _off_heap[0]
 
 
 def peak_resident_bytes() -> int:
@@ -60,7 +69,7 @@ def peak_resident_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
+def reuse_freed_memory(threshold_bytes: int = 128 << 20) -> bool:
     """Let glibc keep freed blocks up to `threshold_bytes` for reuse instead of handing them back.
 
     Returns False, changing nothing, where the C library is not glibc (macOS, musl, Windows).
@@ -76,17 +85,37 @@ def reuse_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     return _reused
 
 
-def release_free_memory() -> bool:
-    """Hand the heap's free pages back to the operating system (glibc's `malloc_trim`), wherever they
-    lie, not only at its top; the allocator's settings stay as they are. Memory freed in scattered
-    holes (a feature cache dropping old frames while a step's activations come and go around them)
-    then no longer counts in the resident set. Returns False where the C library is not glibc."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    libc.malloc_trim.argtypes = (ctypes.c_size_t,)
-    libc.malloc_trim(0)
-    return True
+OFF_HEAP_MIN_BYTES = 1 << 18
+"""Smaller tensors stay in the heap: they leave small holes, and one map each could reach the kernel's
+limit on a process's maps (65,530 by default); at 256 KiB the default feature budget (10 GiB) needs
+at most 40,960."""
+
+
+def off_heap_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy of `tensor`; one of `OFF_HEAP_MIN_BYTES` or more in its own anonymous
+    memory map, unmapped when the copy is freed.
+
+    A feature cache keeps frames for a long time and drops them in its own order while every step's
+    activations come and go around them: in the heap, each kept frame pins the holes beside it, and a
+    long video's resident set grows with its length (512 px, 300 frames, nothing dropped: by 2.2 times
+    what was kept). Outside the heap a dropped frame goes back to the operating system whole. Where
+    no map can be made, the copy stays in the heap.
+    """
+    tensor = tensor.detach()
+    size = tensor.numel() * tensor.element_size()
+    if size < OFF_HEAP_MIN_BYTES:
+        return tensor.to("cpu", copy=True).contiguous()
+    try:
+        buffer = mmap.mmap(-1, size)  # anonymous, page-aligned, zero-filled; the tensor keeps it alive
+    except OSError:
+        return tensor.to("cpu", copy=True).contiguous()
+    _off_heap[0] += size
+    weakref.finalize(buffer, _unmapped, size)
+    return torch.frombuffer(buffer, dtype=tensor.dtype, count=tensor.numel()).view(tensor.shape).copy_(tensor)
+
+
+def _unmapped(size: int) -> None:
+    _off_heap[0] -= size
 
 
 def freed_memory_reused() -> bool:

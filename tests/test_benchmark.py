@@ -12,7 +12,7 @@ import torch
 from sam2rl.benchmark.cli import main
 from sam2rl.benchmark.measure import PeakMemory, count_flops
 from sam2rl.cli import main as sam2rl
-from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes
+from sam2rl.memory_reuse import freed_memory_reused, held_bytes
 
 
 def test_bench_compares_naive_loop_and_environment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -67,14 +67,14 @@ def test_bench_memory_runs_each_length_in_its_own_process(tmp_path: Path, capsys
     assert "held: what the allocations hold" in printed and "freed memory returned" not in printed
 
 
-def test_heap_in_use_follows_a_held_tensor() -> None:
-    before = heap_in_use_bytes()
+def test_held_bytes_follow_a_held_tensor() -> None:
+    before = held_bytes()
     if before is None:
         pytest.skip("the C library does not report its heap (not glibc)")
     held = torch.ones(16 * 2**20, dtype=torch.uint8)  # 16 MiB, touched
-    during = heap_in_use_bytes()
+    during = held_bytes()
     del held
-    after = heap_in_use_bytes()
+    after = held_bytes()
     assert during is not None and after is not None
     assert during - before >= 16 * 2**20 and during - after >= 16 * 2**20
 

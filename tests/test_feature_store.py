@@ -71,17 +71,14 @@ def test_a_frame_is_encoded_once_while_it_fits_and_again_after_eviction(tracker:
     assert store.encoded_frames == 32 and store.read_frames == 0
 
 
-def test_the_host_memory_of_dropped_frames_is_released_once_a_chunk(tracker: Tracker, videos: list[VideoSequence],
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    releases = []
-    monkeypatch.setattr("sam2rl.tracker.store.release_free_memory", lambda: releases.append(1) or True)
-    store = video_features(tracker, videos[0], memory=FeatureMemory(FeatureBudget(frames_mib(8), frames_mib(8))))
-    store.gather(torch.tensor([0, 9]))  # 16 frames fit: nothing dropped, nothing to release
-    assert releases == []
-    store.gather(torch.tensor([20]))  # one chunk pushes 8 frames out: one release for them
-    assert releases == [1]
-    store.gather(torch.tensor([8, 20]))  # held: no encoding, no release
-    assert releases == [1]
+def test_host_frames_are_kept_out_of_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    copied = []
+    monkeypatch.setattr("sam2rl.tracker.store.off_heap_copy", lambda x: copied.append(x.shape) or x.clone())
+    memory = FeatureMemory(FeatureBudget(1, 1))
+    levels = [torch.randn(32, 16, 16), torch.randn(64, 8, 8)]
+    memory.put((0, 0), levels)
+    assert copied == [x.shape for x in levels]  # each level of a host frame through off_heap_copy
+    assert all(torch.equal(a, b) for a, b in zip(memory.get((0, 0)), levels))
 
 
 def test_a_gather_keeps_its_frames_when_its_own_chunks_evict_them(tracker: Tracker, videos: list[VideoSequence],

@@ -1,5 +1,6 @@
 """`reuse_freed_memory`: once a repeated computation has run a few times, its activations reuse
-freed memory instead of faulting fresh pages in."""
+freed memory instead of faulting fresh pages in; `off_heap_copy` keeps long-lived tensors out of
+that heap."""
 
 import json
 import subprocess
@@ -7,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from sam2rl.cli import main
+from sam2rl.memory_reuse import OFF_HEAP_MIN_BYTES, held_bytes, off_heap_copy
 
 # An MLP step like the memory attention's (32 MiB activations), run 6 times; prints the page
 # faults of the last run.
@@ -53,26 +56,24 @@ def test_the_commands_keep_freed_memory_and_main_leaves_its_host_alone(tmp_path:
     assert json.loads(out.read_text())[0]["freed_memory_reused"] is False
 
 
-# Every other 1 MiB block of 256 freed (holes the heap cannot trim from its top), then released;
-# prints the resident set before the frees, after them and after the release, in MiB.
-SCATTERED_HOLES = """
-import os, torch
-from sam2rl.memory_reuse import release_free_memory, reuse_freed_memory
-def rss():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-reuse_freed_memory()
-blocks = [torch.ones(2**18) for _ in range(256)]  # 1 MiB each, touched, in the heap
-before = rss()
-del blocks[::2]
-freed = rss()
-print(before, freed, rss() if release_free_memory() else freed)
-"""
+def _maps() -> dict[int, int]:
+    """This process's memory maps: start address -> length."""
+    with open("/proc/self/maps") as maps:
+        spans = [line.split()[0].split("-") for line in maps]
+    return {int(a, 16): int(b, 16) - int(a, 16) for a, b in spans}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator is Linux's")
-def test_release_hands_back_free_holes_the_heap_keeps():
-    out = subprocess.run([sys.executable, "-c", SCATTERED_HOLES], capture_output=True, text=True, check=True)
-    before, freed, released = map(float, out.stdout.split())
-    assert before - freed < 16  # the holes stay resident: the heap keeps them for reuse
-    assert freed - released > 100  # most of the 128 MiB freed goes back
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_large_off_heap_copy_is_a_map_of_its_own_and_goes_with_it() -> None:
+    source = torch.randn(2, 64, 1024)  # 512 KiB
+    copy = off_heap_copy(source)
+    start = copy.untyped_storage().data_ptr()
+    assert torch.equal(copy, source) and copy.is_contiguous() and copy.dtype == source.dtype
+    assert _maps().get(start, 0) >= source.numel() * 4  # the copy starts a map: not a heap block
+    before = held_bytes()
+    del copy
+    assert start not in _maps()  # unmapped with the copy
+    if before is not None:
+        assert abs(before - held_bytes() - source.numel() * 4) < 2**16  # no longer held (the heap moves a little)
+    small = off_heap_copy(torch.ones(OFF_HEAP_MIN_BYTES // 8))  # below the threshold: a heap copy
+    assert small.untyped_storage().data_ptr() not in _maps() and torch.equal(small, torch.ones(OFF_HEAP_MIN_BYTES // 8))

@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                    for size in args.image_size for length in args.frames]
         where += "" if results[0]["freed_memory_reused"] else returned  # the child's allocator
         console.print(_memory_table(results, f"sam2rl bench --memory — {where}"))
-        console.print(f"held: what the allocations hold after a frame (glibc mallinfo2; 'within' also checks CUDA's "
+        console.print(f"held: what the allocations hold after a frame (glibc mallinfo2 and the features kept off the heap; "
+                      f"'within' also checks CUDA's "
                       f"allocator peak on a GPU); RSS: the resident set, free heap memory included. Bounds: the figure "
                       f"after {WARM_FRAMES} frames (imports, model, working memory, first features) plus the feature "
                       f"budget; figures in MiB. Model {_mib(results[0]['model_bytes'])} MiB; a caller's TrackRun would "

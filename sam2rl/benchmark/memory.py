@@ -13,7 +13,8 @@ The child process runs with the allocator settings of sam2rl's console commands
 (`reuse_freed_memory`). Two measures: the resident set's peak (what the operating system sees,
 including free heap memory the allocator keeps, so it moves with fragmentation: a long video meets
 a worse moment of it, with nothing more held), and the most the allocations held after any frame
-(glibc's `mallinfo2`: heap in use plus mapped blocks; exact, and what a leak would grow). For
+(glibc's `mallinfo2`: heap in use plus mapped blocks, and the host features `off_heap_copy` keeps
+outside the heap; exact, and what a leak would grow). For
 each, the stated bound is the figure after the first `WARM_FRAMES` frames (imports, the model, the
 encoder's and the step's working memory, the first features) plus the feature budget: a figure
 that does not depend on the video's length.
@@ -31,7 +32,7 @@ import warnings
 
 import torch
 
-from sam2rl.memory_reuse import freed_memory_reused, heap_in_use_bytes, peak_resident_bytes, reuse_freed_memory
+from sam2rl.memory_reuse import freed_memory_reused, held_bytes, peak_resident_bytes, reuse_freed_memory
 from sam2rl.tracker import FeatureBudget, FeatureMemory, FeatureStore, ModelSpec, Tracker, TrackerSettings, rollout
 
 __all__ = ["measure_in_subprocess", "measure_memory"]
@@ -91,7 +92,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
                                                 mode="area")[0, 0].to(predicted.device) > 0.5
         union = (predicted | truth).sum()
         ious.append(float((predicted & truth).sum() / union) if union else 1.0)
-        if (in_use := heap_in_use_bytes()) is not None:
+        if (in_use := held_bytes()) is not None:
             held.append(in_use)
         if k == min(WARM_FRAMES, frames - 1):
             warm_rss = peak_resident_bytes()

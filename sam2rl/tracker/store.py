@@ -25,7 +25,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from sam2rl.atomic import write_torch
-from sam2rl.memory_reuse import release_free_memory
+from sam2rl.memory_reuse import off_heap_copy
 from sam2rl.tracker.checkpoint import CheckpointError
 from sam2rl.tracker.features import FeatureCache, Features, FrameFeatures
 
@@ -56,7 +56,9 @@ class FeatureBudget:
 
 
 class _Tier:
-    """Frames on one device, least recently used first, within `capacity` bytes."""
+    """Frames on one device, least recently used first, within `capacity` bytes. On the host each
+    level is copied out of the heap (`off_heap_copy`): frames kept and dropped in their own order
+    would otherwise fragment it, and the resident set would grow with the video's length."""
 
     def __init__(self, device: torch.device, capacity: float):
         self.device, self.capacity, self.used = device, capacity, 0
@@ -65,7 +67,8 @@ class _Tier:
     def add(self, key: _Key, levels: list[torch.Tensor]) -> list[tuple[_Key, list[torch.Tensor]]]:
         """Keep `levels` (moved here); returns what no longer fits, oldest first."""
         self.pop(key)
-        self.frames[key] = [x.to(self.device) for x in levels]
+        host = self.device.type == "cpu"
+        self.frames[key] = [off_heap_copy(x) if host else x.to(self.device) for x in levels]
         self.used += _nbytes(levels)
         evicted = []
         while self.used > self.capacity:
@@ -95,7 +98,6 @@ class FeatureMemory:
             self.tiers = [_Tier(self.device, (budget.device_mib + budget.host_mib) * _MIB)]
         else:
             self.tiers = [_Tier(self.device, budget.device_mib * _MIB), _Tier(torch.device("cpu"), budget.host_mib * _MIB)]
-        self._dropped = 0  # frames that fell out of every tier since `release_dropped`
 
     @property
     def used_bytes(self) -> int:
@@ -129,15 +131,6 @@ class FeatureMemory:
                 else:  # larger than the whole tier: straight to the next
                     pushed.append(item)
             moving = pushed
-        self._dropped += len(moving)
-
-    def release_dropped(self) -> None:
-        """Give the host memory of frames dropped since the last call back to the operating system:
-        they were freed between a step's activations, in holes the allocator would otherwise keep
-        (`sam2rl.memory_reuse.release_free_memory`), so a long video's resident set grew with it."""
-        if self._dropped:
-            self._dropped = 0
-            release_free_memory()
 
     def forget(self, store: int) -> None:
         """Drop every frame of one store (it is gone)."""
@@ -235,8 +228,6 @@ class FeatureStore:
         for i, frame in enumerate(range(start, stop)):
             out[frame] = [x[i].clone() for x in part.levels]  # not a view: it would hold the whole chunk
             self._store(frame, out[frame])
-        del part
-        self.memory.release_dropped()  # once a chunk, not once a frame: trimming costs page faults later
         return out
 
     def _store(self, frame: int, levels: list[torch.Tensor]) -> None:
