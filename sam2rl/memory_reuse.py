@@ -7,14 +7,16 @@ back in page by page, zero-filled by the kernel: at B=16 on `sam2.1_hiera_t` (25
 about 160,000 page faults per step. Raising both thresholds to 128 MiB makes freed blocks up to
 that size stay in the heap and be reused (that step's largest are 64 MiB); larger ones, such as
 the image encoder's at 512 px, are still mapped afresh, since kept in the heap they fragmented it:
-over 400 frames at 512 px a 1 GiB threshold grew the resident set by 380 MiB with nothing more held. Only the console entry points (processes we own) call this; a library import
-never changes its host's allocator. Long-lived tensors that come and go in a different order
-(cached features) are kept outside the heap (`off_heap_copy`), so they do not fragment it. The
-module also reads what the process holds and its peak, for the memory benchmark.
+over 400 frames at 512 px a 1 GiB threshold grew the resident set by 380 MiB with nothing more
+held. Only the console entry points (processes we own) call this; a library import never changes
+its host's allocator. Long-lived tensors that come and go in a different order (cached features)
+are kept outside the heap (`off_heap_copy`), so they do not fragment it. The module also reads
+what the process holds and its peak, for the memory benchmark.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -25,12 +27,13 @@ import weakref
 
 import torch
 
-__all__ = ["OFF_HEAP_MIN_BYTES", "freed_memory_reused", "held_bytes", "off_heap_copy", "peak_resident_bytes", "reuse_freed_memory"]
+__all__ = ["OFF_HEAP_MIN_BYTES", "freed_memory_reused", "held_bytes", "off_heap_copy", "peak_resident_bytes",
+           "reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _reused = False
-_off_heap = [0]  # bytes in live off_heap_copy maps
+_off_heap_bytes = 0  # in live off_heap_copy maps
 
 
 class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc >= 2.33)
@@ -47,6 +50,8 @@ def _glibc() -> ctypes.CDLL | None:
         libc.gnu_get_libc_version  # glibc only: musl has mallopt as a no-op
     except (OSError, AttributeError):
         return None
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
     return libc
 
 
@@ -58,9 +63,8 @@ def held_bytes() -> int | None:
     libc = _glibc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
-    return int(info.uordblks + info.hblkhd) + _off_heap[0]
+    return int(info.uordblks + info.hblkhd) + _off_heap_bytes
 
 
 def peak_resident_bytes() -> int:
@@ -101,21 +105,23 @@ def off_heap_copy(tensor: torch.Tensor) -> torch.Tensor:
     what was kept). Outside the heap a dropped frame goes back to the operating system whole. Where
     no map can be made, the copy stays in the heap.
     """
+    global _off_heap_bytes
     tensor = tensor.detach()
     size = tensor.numel() * tensor.element_size()
-    if size < OFF_HEAP_MIN_BYTES:
-        return tensor.to("cpu", copy=True).contiguous()
-    try:
-        buffer = mmap.mmap(-1, size)  # anonymous, page-aligned, zero-filled; the tensor keeps it alive
-    except OSError:
-        return tensor.to("cpu", copy=True).contiguous()
-    _off_heap[0] += size
+    buffer = None
+    if size >= OFF_HEAP_MIN_BYTES:
+        with contextlib.suppress(OSError):  # no map to be had: a heap copy
+            buffer = mmap.mmap(-1, size)  # anonymous, page-aligned, zero-filled; the tensor keeps it alive
+    if buffer is None:
+        return torch.empty(tensor.shape, dtype=tensor.dtype).copy_(tensor)
+    _off_heap_bytes += size
     weakref.finalize(buffer, _unmapped, size)
     return torch.frombuffer(buffer, dtype=tensor.dtype, count=tensor.numel()).view(tensor.shape).copy_(tensor)
 
 
 def _unmapped(size: int) -> None:
-    _off_heap[0] -= size
+    global _off_heap_bytes
+    _off_heap_bytes -= size
 
 
 def freed_memory_reused() -> bool:
