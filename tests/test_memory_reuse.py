@@ -56,6 +56,20 @@ def test_the_commands_keep_freed_memory_and_main_leaves_its_host_alone(tmp_path:
     assert json.loads(out.read_text())[0]["freed_memory_reused"] is False
 
 
+KEPT_FREE = """
+from sam2rl.memory_reuse import kept_free_bytes, reuse_freed_memory
+before = kept_free_bytes()
+reuse_freed_memory(48 << 20)
+print(before, kept_free_bytes())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator is Linux's")
+def test_the_free_memory_kept_at_the_heap_top_follows_the_threshold_set() -> None:
+    out = subprocess.run([sys.executable, "-c", KEPT_FREE], capture_output=True, text=True, check=True).stdout.split()
+    assert [int(x) for x in out] == [64 << 20, 48 << 20]  # glibc's dynamic maximum, then the threshold set
+
+
 def _maps() -> dict[int, int]:
     """This process's memory maps: start address -> length."""
     with open("/proc/self/maps") as maps:

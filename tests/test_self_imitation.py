@@ -78,3 +78,31 @@ def test_a_clone_of_the_best_episode_is_adopted_when_its_greedy_run_wins() -> No
     assert selection.best_score == 1.0 and selection.history[-1] == (1, 1.0)  # ...and the selection may keep it
     selection.on_train_epoch_end(trainer, module)  # no better episode since: nothing new to try
     assert len(self_imitation.history) == 1
+
+
+def test_a_smoothed_clone_takes_the_best_episode_greedily_and_keeps_sampling_others() -> None:
+    """Without smoothing the adopted clone is all but deterministic: every later rollout repeats the
+    best episode and PPO's leave-one-out advantages are all zero. With `label_smoothing` its samples
+    still leave that episode now and then, so PPO searches around it."""
+    steps = 6
+    data = rollout([[0] * steps], [[1.0] * steps], [[False] * (steps - 1) + [True]], seed=2)
+    best_actions = data["action"][0]
+    probabilities = {}
+    for smoothing in (0.0, 0.2):
+        torch.manual_seed(0)
+        actor, _ = make_actor_critic(TOKEN_DIM, 4, 1, 6, EncoderSettings(width=32, layers=1, heads=2, fifo_prior=3.0))
+        self_imitation = SelfImitation(ImitationSettings(steps=200, lr=3e-3, minibatch_size=8,
+                                                         label_smoothing=smoothing))
+        self_imitation.add(data)
+        adopted = self_imitation.challenge(actor, 1, lambda policy: 1.0, to_beat=0.0)
+        assert adopted is not None
+        clone, _ = adopted
+        with torch.no_grad():
+            dist = clone.get_dist(data[0].copy())
+        assert torch.equal(dist.mode, best_actions)  # greedily, the best episode either way
+        probabilities[smoothing] = dist.probs.gather(-1, best_actions[:, None])[:, 0]
+    assert bool((probabilities[0.0] > 0.97).all())
+    target = 0.8 + 0.2 / ACTIONS  # the smoothed target: 1 - 0.2 on the best action, 0.2 spread over all 8
+    assert torch.allclose(probabilities[0.2], torch.full_like(probabilities[0.2], target), atol=0.05)
+    # a 6-decision episode leaves the best one with probability 1 - 0.825^6 ~ 0.68 (0.16 unsmoothed at most)
+    assert float(1 - probabilities[0.2].prod()) > 0.5 > float(1 - probabilities[0.0].prod())

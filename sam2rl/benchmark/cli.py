@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"'within' also checks CUDA's "
                       f"allocator peak on a GPU); RSS: the resident set, free heap memory included. Bounds: the figure "
                       f"after {WARM_FRAMES} frames (imports, model, working memory, first features) plus the feature "
-                      f"budget; figures in MiB. Model {_mib(results[0]['model_bytes'])} MiB; a caller's TrackRun would "
+                      f"budget, for RSS also the free memory glibc may keep at its heap's top "
+                      f"({_mib(results[0]['rss_kept_free_bytes'])} MiB); figures in MiB. Model {_mib(results[0]['model_bytes'])} MiB; a caller's TrackRun would "
                       f"keep {results[0]['caller_bytes_per_frame'] / 1024:.0f} KiB more per frame and track (plus masks "
                       "at video resolution), not held here")
     elif args.parts:

@@ -16,8 +16,10 @@ a worse moment of it, with nothing more held), and the most the allocations held
 (glibc's `mallinfo2`: heap in use plus mapped blocks, and the host features `off_heap_copy` keeps
 outside the heap; exact, and what a leak would grow). For
 each, the stated bound is the figure after the first `WARM_FRAMES` frames (imports, the model, the
-encoder's and the step's working memory, the first features) plus the feature budget: a figure
-that does not depend on the video's length.
+encoder's and the step's working memory, the first features) plus the feature budget, and for the
+resident set also the free memory glibc may keep at the top of its heap (`kept_free_bytes`; how much
+of it the first frames happened to leave resident varies from process to process): figures that do
+not depend on the video's length.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import warnings
 
 import torch
 
-from sam2rl.memory_reuse import freed_memory_reused, held_bytes, peak_resident_bytes, reuse_freed_memory
+from sam2rl.memory_reuse import (freed_memory_reused, held_bytes, kept_free_bytes, peak_resident_bytes,
+                                 reuse_freed_memory)
 from sam2rl.tracker import FeatureBudget, FeatureMemory, FeatureStore, ModelSpec, Tracker, TrackerSettings, rollout
 
 __all__ = ["measure_in_subprocess", "measure_memory"]
@@ -106,7 +109,7 @@ def measure_memory(model: str, image_size: int, frames: int, device: str, budget
         "model_bytes": model_bytes, "feature_bytes_per_frame": store.bytes_per_frame,
         "frames_encoded": store.encoded_frames, "feature_bytes_held": memory.used_bytes,
         "rss_after_model_bytes": after_model, "rss_warm_bytes": warm_rss, "rss_peak_bytes": peak_resident_bytes(),
-        "rss_bound_bytes": warm_rss + host_budget,
+        "rss_kept_free_bytes": kept_free_bytes(), "rss_bound_bytes": warm_rss + host_budget + kept_free_bytes(),
         "held_warm_bytes": max(held[:WARM_FRAMES], default=None), "held_peak_bytes": max(held, default=None),
         "held_bound_bytes": max(held[:WARM_FRAMES]) + host_budget if held else None, "seconds": seconds, "mean_iou": sum(ious) / len(ious),
         # what track_video's TrackRun keeps per frame and track: the low-res logits (float32), score,
