@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
-from sam2rl.benchmark.cli import main
+from sam2rl.benchmark.cli import _memory_table, main
 from sam2rl.benchmark.measure import PeakMemory, count_flops
 from sam2rl.cli import main as sam2rl
 from sam2rl.memory_reuse import freed_memory_reused, held_bytes
@@ -114,3 +115,16 @@ def test_peak_memory_sees_a_temporary_allocation() -> None:
         time.sleep(0.05)  # several sampling periods
         del block
     assert memory.peak_bytes >= before + 48 * 2**20
+
+
+def test_the_memory_table_gives_every_measure_its_warm_figure_peak_and_verdict() -> None:
+    mib = 2**20
+    record = {"image_size": 1024, "frames": 300, "frames_encoded": 300, "feature_bytes_per_frame": 16 * mib,
+              "device_mib": 64, "host_mib": 64, "device": "cuda:0", "seconds": 30.0, "mean_iou": 0.5,
+              **{f"{m}_{k}_bytes": v * mib for m in ("held", "rss", "cuda")
+                 for k, v in (("warm", 100), ("peak", 150), ("bound", 164))}}
+    record["cuda_peak_bytes"] = 200 * mib  # over its bound by 36 MiB
+    console = Console(width=400, record=True)
+    console.print(_memory_table([record], "t"))
+    text = console.export_text()
+    assert "CUDA, 16 frames" in text and "OVER by 36" in text and text.count("(within)") == 2

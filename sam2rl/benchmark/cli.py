@@ -133,7 +133,7 @@ def _memory_table(records: list[dict], title: str) -> Table:
     columns = ["size", "T", "encoded", "KiB/frame", "budget MiB", f"held, {WARM_FRAMES} frames", "held peak",
                "held bound", f"RSS, {WARM_FRAMES} frames", "RSS peak", "RSS bound"]
     if cuda:
-        columns += ["CUDA peak", "CUDA bound"]
+        columns += [f"CUDA, {WARM_FRAMES} frames", "CUDA peak", "CUDA bound"]
     for column in [*columns, "s/frame", "mean IoU"]:
         table.add_column(column, justify="right")
     for r in records:
@@ -143,11 +143,10 @@ def _memory_table(records: list[dict], title: str) -> Table:
         for measure in measures:
             peak, bound = r[f"{measure}_peak_bytes"], r[f"{measure}_bound_bytes"]
             if peak is None:  # no mallinfo2 (not glibc)
-                row += ["n/a"] * (3 if measure != "cuda" else 2)
+                row += ["n/a"] * 3
                 continue
             verdict = "within" if peak <= bound else f"OVER by {(peak - bound) / 2**20:.0f}"
-            warm = [] if measure == "cuda" else [_mib(r[f"{measure}_warm_bytes"])]
-            row += [*warm, _mib(peak), f"{_mib(bound)} ({verdict})"]
+            row += [_mib(r[f"{measure}_warm_bytes"]), _mib(peak), f"{_mib(bound)} ({verdict})"]
         table.add_row(*row, f"{r['seconds'] / r['frames']:.2f}", f"{r['mean_iou']:.2f}")
     return table
 
