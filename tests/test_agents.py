@@ -99,6 +99,29 @@ def test_fifo_prior_starts_the_policy_at_sam2s_own_rule() -> None:
         assert bool((chosen > 0.99).all()) == expect_fifo, (prior, chosen)
 
 
+def test_without_appearance_the_networks_read_only_the_slot_scalars() -> None:
+    torch.manual_seed(0)
+    token_dim, num_recent = 16 + len(TOKEN_FEATURES), 3
+    obs = {"tokens": torch.randn(5, 1 + num_recent + 1, token_dim), "global": torch.randn(5, 4),
+           "fifo_action": torch.nn.functional.one_hot(torch.full((5,), 2), num_recent + 2).float()}
+    other_looks = {**obs, "tokens": obs["tokens"].clone()}
+    other_looks["tokens"][..., :16] = torch.randn(5, 1 + num_recent + 1, 16)  # pooled features only
+    other_scores = {**obs, "tokens": obs["tokens"].clone()}
+    other_scores["tokens"][..., 16:] += torch.randn(5, 1 + num_recent + 1, len(TOKEN_FEATURES))
+    for appearance in (True, False):
+        torch.manual_seed(0)
+        actor, critic = make_actor_critic(token_dim, 4, 1, num_recent, EncoderSettings(appearance=appearance))
+        policy, value = actor.module[0].module, critic.module
+
+        def outputs(o: dict) -> tuple[torch.Tensor, torch.Tensor]:
+            return policy(o["tokens"], o["global"], o["fifo_action"]), value(o["tokens"], o["global"])
+
+        base = outputs(obs)
+        looks_matter = any(not torch.allclose(a, b) for a, b in zip(base, outputs(other_looks)))
+        assert looks_matter == appearance
+        assert all(not torch.allclose(a, b) for a, b in zip(base, outputs(other_scores)))
+
+
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overfit")
@@ -260,6 +283,23 @@ def test_generalize_recipe_scores_the_held_out_videos(tmp_path: Path, capsys: py
         assert sorted((t["sequence"], t["object_id"]) for t in results["controllers"][name]["tracks"]) == expected
     assert {t.sequence for t in held_out.tracks()}.isdisjoint(VideoDataset(SAMPLE, split="ImageSets/train.txt").names())
     assert (tmp_path / "generalist" / "agent.pt").is_file()
+
+
+def test_generalist_checks_score_the_selection_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    generalize = RECIPE.parent / "generalize.yaml"
+    tiny = ["model.random_weights=true", "model.image_size=64", "trainer.iterations=1", "trainer.select_every=1",
+            "env.batch_size=4", "ppo.rollout_steps=4", "imitation.teacher=null", "agent.fifo_prior=10",
+            "evaluation.baselines=[fifo]", "evaluation.plots=false"]
+    code = lightning(["run", str(generalize), *tiny, "data.select_split=ImageSets/train.txt", f"output.dir={tmp_path}"])
+    assert code == 2
+    assert "data.select_split: synth-medium-1000-000 also in the training videos" in capsys.readouterr().err
+    code = lightning(["run", str(generalize), *tiny, "data.select_split=ImageSets/val.txt", f"output.dir={tmp_path}"])
+    assert code == 0
+    # the check before the first update is FIFO's choice (prior 10), scored on the selection video: what the
+    # evaluation gives FIFO there (val_root is that same video here)
+    checks = json.loads((tmp_path / "generalist" / "selection.json").read_text())["greedy_quality"]
+    fifo = json.loads((tmp_path / "results.json").read_text())["controllers"]["fifo"]["overall"]["quality"]
+    assert checks[0]["quality"] == pytest.approx(fifo, abs=1e-6)
 
 
 def test_a_track_with_nothing_to_decide_is_refused_by_name(late_object_sample: Path, tmp_path: Path,

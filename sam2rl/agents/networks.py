@@ -12,6 +12,7 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import MaskedCategorical, ProbabilisticActor, ValueOperator
 
+from sam2rl.envs.observation import TOKEN_FEATURES
 from sam2rl.schema.agent import EncoderSettings
 
 __all__ = ["SlotEncoder", "fifo_weight", "make_actor_critic", "parameter_device"]
@@ -23,6 +24,9 @@ class SlotEncoder(nn.Module):
     def __init__(self, token_dim: int, global_dim: int, settings: EncoderSettings):
         super().__init__()
         width = settings.width
+        # the scalars close each token (`observe`); without appearance the pooled features before them are not read
+        self.token_from = 0 if settings.appearance else token_dim - len(TOKEN_FEATURES)
+        token_dim -= self.token_from
         self.token_in = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, width))
         self.global_in = nn.Sequential(nn.LayerNorm(global_dim), nn.Linear(global_dim, width))
         layer = nn.TransformerEncoderLayer(width, settings.heads, dim_feedforward=2 * width, dropout=0.0,
@@ -31,6 +35,7 @@ class SlotEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, global_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lead = tokens.shape[:-2]
+        tokens = tokens[..., self.token_from:]
         x = self.token_in(tokens.reshape(-1, *tokens.shape[-2:])) + self.global_in(global_.reshape(-1, global_.shape[-1]))[:, None]
         x = self.encoder(x)
         return x.reshape(*lead, *x.shape[-2:]), x.mean(dim=-2).reshape(*lead, x.shape[-1])

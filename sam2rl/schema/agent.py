@@ -58,6 +58,10 @@ class DataSection:
     root: str = text("sam2rl:sample")
     split: str | None = text(None)
     tracks: list[str] | None = texts(None, regex=_TRACK, must=_TRACK_MUST)  # "sequence:object_id"; None = every track
+    select_split: str | None = text(None)
+    """Videos of `root` (a split, like `split`, disjoint from it) that the greedy checks score instead of
+    the training tracks: the kept iterate is then the one that tracks unseen videos of the training
+    distribution best, not the one that fits the training videos best. None: the training tracks."""
     val_root: str | None = text(None)  # generalize: held-out videos
     val_split: str | None = text(None)
     val_tracks: list[str] | None = texts(None, regex=_TRACK, must=_TRACK_MUST)
@@ -124,6 +128,10 @@ class EncoderSettings:
     """Initial weight of SAM 2's own action in the policy's logits (learned from there): 0 starts
     from a uniform policy; 3 starts near FIFO (e^3 : 1 for SAM 2's choice), so training explores
     deviations from SAM 2's rule instead of rediscovering it."""
+    appearance: bool = flag(True)
+    """Whether the encoders read each slot's pooled memory features; false: only its scalars (scores,
+    age, similarity, ...: `sam2rl.envs.observation.TOKEN_FEATURES`), which name no particular video,
+    so a generalist cannot tell its training videos apart by their looks."""
 
 
 def _heads_split_width(agent: EncoderSettings) -> Problems:

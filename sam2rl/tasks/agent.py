@@ -104,10 +104,19 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
     return [known[w] for w in wanted]
 
 
+@dataclass
+class _Checks:
+    """What the greedy checks score: the training tracks, or those of a selection split (`data.select_split`)."""
+    dataset: VideoDataset
+    tracks: list[Track] | None  # None: the training tracks
+    features: dict[str, Features]
+
+
 def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, dataset: VideoDataset,
            tracks: list[Track], features: dict[str, Features], out: Path, resume: bool,
-           say: Callable[[str], None]) -> _Trained:
-    """PPO for one agent; its actor is the best greedy iterate on `tracks` (see `KeepBestGreedy`)."""
+           say: Callable[[str], None], checks: _Checks | None = None) -> _Trained:
+    """PPO for one agent; its actor is the best greedy iterate on `tracks`, or on `checks`'s tracks
+    when given (see `KeepBestGreedy`)."""
     names = sorted({t.sequence for t in tracks})
     videos, caches = [dataset[n] for n in names], [features[n] for n in names]
     env_cfg = recipe.env
@@ -123,10 +132,12 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
                                       layout.num_recent, recipe.agent)
     last = out / "checkpoints" / "last.ckpt"
 
+    scored = checks or _Checks(dataset, tracks, features)
+
     def greedy_quality(policy: torch.nn.Module) -> float:
         controller = AgentController(policy, layout.actions)
-        results = evaluate(tracker, dataset, [controller], skip_first=recipe.evaluation.skip_first, tracks=tracks,
-                           features=features)
+        results = evaluate(tracker, scored.dataset, [controller], skip_first=recipe.evaluation.skip_first,
+                           tracks=scored.tracks or tracks, features=scored.features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
     warm_quality = None
@@ -198,6 +209,23 @@ def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tr
     return (improvements or reports)[-1]["greedy_quality"]
 
 
+def _selection(recipe: AgentRecipe, dataset: VideoDataset, tracker: Tracker, cache: str | None, memory: FeatureMemory,
+               where: str) -> _Checks | None:
+    """The greedy checks' videos (`data.select_split` of `data.root`), which must not be trained on."""
+    if recipe.data.select_split is None:
+        return None
+    chosen = VideoDataset(recipe.data.root, split=recipe.data.select_split)
+    shared = sorted({v.name for v in chosen.sequences} & {v.name for v in dataset.sequences})
+    if shared:
+        raise RecipeError(f"{where}data.select_split: {', '.join(shared)} also in the training videos "
+                          f"(data.split: {recipe.data.split}); the checks must score videos the agent does not train on")
+    tracks = [t for t in chosen.tracks() if has_decisions(t, chosen[t.sequence].num_frames)]
+    if not tracks:
+        raise RecipeError(f"{where}data.select_split: no track with a decision in {recipe.data.select_split}")
+    features = {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in chosen.sequences}
+    return _Checks(chosen, tracks, features)
+
+
 def _check(recipe: AgentRecipe, recipe_path: Path | None) -> tuple[list[Controller], CompositeReward]:
     """The recipe's ranges, then the names it gives (baselines, teacher, reward terms), before anything
     is written; returns the baselines (FIFO first) and the reward."""
@@ -207,6 +235,10 @@ def _check(recipe: AgentRecipe, recipe_path: Path | None) -> tuple[list[Controll
     key = "evaluation.baselines"
     try:
         rules = [make_controller(name) for name in baselines]
+        key = "data.select_split"
+        if recipe.task == "overfit" and recipe.data.select_split is not None:
+            raise ValueError("a per-video agent is checked on the track it trains on; select_split is for "
+                             "task: generalize")
         key = "imitation.teacher"
         if recipe.imitation.teacher is None and recipe.imitation.teacher_options:
             raise ValueError(f"teacher_options {dict(recipe.imitation.teacher_options)} given, but no teacher "
@@ -251,11 +283,13 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     # encoded when first read: the training envs, the warm start and the evaluation share these stores
     features = {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in dataset.sequences}
     began = time.time()
+    checks = None
     if recipe.task == "overfit":
         jobs = [(f"{t.sequence}-{t.object_id}", [t]) for t in tracks]
         eval_data, eval_tracks = dataset, tracks
     else:
         jobs = [("generalist", tracks)]
+        checks = _selection(recipe, dataset, tracker, cache, memory, where)
         eval_data = VideoDataset(recipe.data.val_root or recipe.data.root, split=recipe.data.val_split)
         if eval_data.root.resolve() == dataset.root.resolve() and recipe.data.val_split == recipe.data.split:
             console.print("[yellow]warning:[/yellow] data.val_root and data.val_split name the training videos: "
@@ -277,7 +311,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
             continue
         say(f"training on {len(train_tracks)} track(s), {recipe.trainer.iterations} PPO iterations")
         trained = _train(recipe, tracker, reward, dataset, train_tracks, features, out / name,
-                         recipe.resume == "auto", say)
+                         recipe.resume == "auto", say, checks)
         is_main = trained.is_main
         if not is_main:
             continue
