@@ -108,7 +108,7 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
 class _Checks:
     """What the greedy checks score: the training tracks, or those of a selection split (`data.select_split`)."""
     dataset: VideoDataset
-    tracks: list[Track] | None  # None: the training tracks
+    tracks: list[Track]
     features: dict[str, Features]
 
 
@@ -137,7 +137,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
     def greedy_quality(policy: torch.nn.Module) -> float:
         controller = AgentController(policy, layout.actions)
         results = evaluate(tracker, scored.dataset, [controller], skip_first=recipe.evaluation.skip_first,
-                           tracks=scored.tracks or tracks, features=scored.features)
+                           tracks=scored.tracks, features=scored.features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
     warm_quality = None
