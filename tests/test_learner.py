@@ -157,6 +157,14 @@ def test_a_trained_agent_holds_its_decisions_as_in_training(tracker: Tracker, bl
     assert actor.calls == -(-decisions // 3)
 
 
+LEARNERS = {  # decisions held (frames), FIFO prior, rows per start state, PPO settings
+    "new": (4, 1.0, 8, PPOSettings(rollout_steps=None, minibatch_size=32, lr=3e-3, gamma=1.0,
+                                   baseline="leave_one_out", normalize_advantage="batch")),
+    "old": (1, 3.0, 1, PPOSettings(rollout_steps=28, minibatch_size=32, lr=3e-3, gamma=0.9, baseline="critic",
+                                   normalize_advantage="minibatch")),
+}
+
+
 def long_stretch_learner(seed: int, iterations: int, learner: str = "new") -> float:
     """Greedy return on `LongStretchEnv` after PPO; 16 x 28 frames per iteration either way.
 
@@ -165,17 +173,10 @@ def long_stretch_learner(seed: int, iterations: int, learner: str = "new") -> fl
     it replaced: one decision a frame, FIFO prior 3, a critic with GAE at gamma 0.9, advantages
     scaled per minibatch."""
     torch.manual_seed(seed)
-    new = learner == "new"
-    layout = ActionLayout(hold=4 if new else 1)
+    hold, prior, group, settings = LEARNERS[learner]
+    layout = ActionLayout(hold=hold)
     actor, critic = make_actor_critic(TOKEN_DIM, GLOBAL_DIM, 1, RECENT,
-                                      EncoderSettings(width=32, layers=1, heads=2, fifo_prior=1.0 if new else 3.0))
-    group = 8 if new else 1
-    if new:
-        settings = PPOSettings(rollout_steps=None, minibatch_size=32, lr=3e-3, gamma=1.0, baseline="leave_one_out",
-                               normalize_advantage="batch")
-    else:
-        settings = PPOSettings(rollout_steps=28, minibatch_size=32, lr=3e-3, gamma=0.9, baseline="critic",
-                               normalize_advantage="minibatch")
+                                      EncoderSettings(width=32, layers=1, heads=2, fifo_prior=prior))
     module = PPOModule(actor, critic, lambda s, r=0, w=1: LongStretchEnv(16, layout, group), settings, iterations,
                        seed, group)
     L.Trainer(max_epochs=iterations, logger=False, enable_checkpointing=False, enable_progress_bar=False,

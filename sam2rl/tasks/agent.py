@@ -104,6 +104,16 @@ def _select(dataset: VideoDataset, wanted: list[str] | None, key: str = "data.tr
     return [known[w] for w in wanted]
 
 
+def _decided(dataset: VideoDataset, tracks: list[Track]) -> list[Track]:
+    """The tracks that leave something to decide (`has_decisions`)."""
+    return [t for t in tracks if has_decisions(t, dataset[t.sequence].num_frames)]
+
+
+def _features(tracker: Tracker, dataset: VideoDataset, cache: str | None, memory: FeatureMemory) -> dict[str, Features]:
+    """Every video's feature store, encoded when first read, in the run's one memory budget."""
+    return {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in dataset.sequences}
+
+
 @dataclass
 class _Checks:
     """What the greedy checks score: the training tracks, or those of a selection split (`data.select_split`)."""
@@ -219,11 +229,10 @@ def _selection(recipe: AgentRecipe, dataset: VideoDataset, tracker: Tracker, cac
     if shared:
         raise RecipeError(f"{where}data.select_split: {', '.join(shared)} also in the training videos "
                           f"(data.split: {recipe.data.split}); the checks must score videos the agent does not train on")
-    tracks = [t for t in chosen.tracks() if has_decisions(t, chosen[t.sequence].num_frames)]
+    tracks = _decided(chosen, chosen.tracks())
     if not tracks:
         raise RecipeError(f"{where}data.select_split: no track with a decision in {recipe.data.select_split}")
-    features = {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in chosen.sequences}
-    return _Checks(chosen, tracks, features)
+    return _Checks(chosen, tracks, _features(tracker, chosen, cache, memory))
 
 
 def _check(recipe: AgentRecipe, recipe_path: Path | None) -> tuple[list[Controller], CompositeReward]:
@@ -267,7 +276,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     tracker = _tracker(recipe)
     dataset = VideoDataset(recipe.data.root, split=recipe.data.split)
     tracks = _select(dataset, recipe.data.tracks)
-    decided = [t for t in tracks if has_decisions(t, dataset[t.sequence].num_frames)]
+    decided = _decided(dataset, tracks)
     short = [f"{t.sequence}:{t.object_id}" for t in tracks if t not in decided]
     if short and recipe.data.tracks is not None:
         raise RecipeError(f"{where}data.tracks: {', '.join(short)} appear(s) fewer than 3 frames before the video "
@@ -281,7 +290,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
     cache, budget = recipe.data.feature_cache, recipe.data.feature_memory
     memory = FeatureMemory(FeatureBudget(budget.device_mib, budget.host_mib), tracker.device)  # all videos, one budget
     # encoded when first read: the training envs, the warm start and the evaluation share these stores
-    features = {v.name: video_features(tracker, v, cache_dir=cache, memory=memory) for v in dataset.sequences}
+    features = _features(tracker, dataset, cache, memory)
     began = time.time()
     checks = None
     if recipe.task == "overfit":
