@@ -297,9 +297,17 @@ def test_generalist_checks_score_the_selection_split(tmp_path: Path, capsys: pyt
     assert code == 0
     # the check before the first update is FIFO's choice (prior 10), scored on the selection video: what the
     # evaluation gives FIFO there (val_root is that same video here)
-    checks = json.loads((tmp_path / "generalist" / "selection.json").read_text())["greedy_quality"]
+    selection = json.loads((tmp_path / "generalist" / "selection.json").read_text())
+    checks = selection["greedy_quality"]
     fifo = json.loads((tmp_path / "results.json").read_text())["controllers"]["fifo"]["overall"]["quality"]
     assert checks[0]["quality"] == pytest.approx(fifo, abs=1e-6)
+    # the best so far, written as it was found, is the agent the run kept
+    best = torch.load(tmp_path / "generalist" / "best_so_far.pt", weights_only=False)
+    kept = torch.load(tmp_path / "generalist" / "agent.pt", weights_only=False)
+    assert best["iteration"] == selection["kept_iteration"]
+    assert best["greedy_quality"] == max(c["quality"] for c in checks)
+    assert best["actor"].keys() == kept["actor"].keys()
+    assert all(torch.equal(best["actor"][k], kept["actor"][k]) for k in kept["actor"])
 
 
 def test_a_track_with_nothing_to_decide_is_refused_by_name(late_object_sample: Path, tmp_path: Path,

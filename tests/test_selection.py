@@ -34,10 +34,14 @@ def _train(callback: KeepBestGreedy, module: FakeModule, epochs: range, max_epoc
 def test_best_iterate_is_restored_and_checked_every_n() -> None:
     scores = iter([0.50, 0.55, 0.70, 0.60])  # before training, after 2, 4 and 5 (the last) iterations
     module = FakeModule()
-    callback = KeepBestGreedy(lambda actor: next(scores), every=2)
+    bests = []  # (iteration, score, the actor's weight when it was the best)
+    callback = KeepBestGreedy(lambda actor: next(scores), every=2,
+                              on_best=lambda actor, i, value: bests.append((i, value, float(actor.weight[0, 0]))))
     _train(callback, module, range(5), max_epochs=5)
     assert [i for i, _ in callback.history] == [0, 2, 4, 5]
     assert callback.best_iteration == 4
+    assert [(i, value) for i, value, _ in bests] == [(0, 0.50), (2, 0.55), (4, 0.70)]  # not after 5: 0.60 is no new best
+    assert [weight for _, _, weight in bests[1:]] == [2.0, 4.0]  # called while the actor holds the best weights
     assert torch.all(module.actor.weight == 4.0)  # the weights after iteration 4, not the last ones
     assert [key for key, _ in module.logged] == ["select/greedy_quality"] * 3
 

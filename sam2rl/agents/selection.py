@@ -33,18 +33,22 @@ class KeepBestGreedy(Callback):
     With `self_imitation`, it sees every rollout, and after each check its clone of the best episodes
     competes with the actor just scored: PPO goes on from the clone when it scores higher.
     `history` holds (iterations done, score); the state travels in Lightning checkpoints, so a
-    resumed run keeps the best of the whole run.
+    resumed run keeps the best of the whole run. `on_best(actor, iterations_done, score)` runs each
+    time a candidate becomes the best, while `actor` holds its weights (e.g. to write it as an agent
+    that can be scored before a long run ends).
     """
 
     def __init__(self, score: Callable[[torch.nn.Module], float], every: int,
                  self_imitation: SelfImitation | None = None,
-                 report: Callable[[str], None] | None = None):
+                 report: Callable[[str], None] | None = None,
+                 on_best: Callable[[torch.nn.Module, int, float], None] | None = None):
         if every < 1:
             raise ValueError(f"KeepBestGreedy: every must be >= 1, got {every}")
         self.score = score
         self.every = every
         self.self_imitation = self_imitation
         self.report = report  # one line per check, for the console (the figures are logged as well)
+        self.on_best = on_best
         self.history: list[tuple[int, float]] = []
         self.best_iteration = -1
         self.best_score = float("-inf")
@@ -61,6 +65,8 @@ class KeepBestGreedy(Callback):
         if value > self.best_score:  # strictly: ties keep the earlier candidate
             self.best_iteration, self.best_score = iterations_done, value
             self.best_state = copy.deepcopy(actor.state_dict())
+            if self.on_best is not None:
+                self.on_best(actor, iterations_done, value)
         if self.report is not None:
             self.report(f"after {iterations_done} iterations: {what}, greedy quality {value:.4f} "
                         f"(best {self.best_score:.4f}, after {self.best_iteration})")

@@ -20,6 +20,7 @@ from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnv
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 from rich.console import Console
 
@@ -124,9 +125,10 @@ class _Checks:
 
 def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, dataset: VideoDataset,
            tracks: list[Track], features: dict[str, Features], out: Path, resume: bool,
-           say: Callable[[str], None], checks: _Checks | None = None) -> _Trained:
+           say: Callable[[str], None], recipe_yaml: str, checks: _Checks | None = None) -> _Trained:
     """PPO for one agent; its actor is the best greedy iterate on `tracks`, or on `checks`'s tracks
-    when given (see `KeepBestGreedy`)."""
+    when given (see `KeepBestGreedy`). Each new best is written to `out/best_so_far.pt` as it is found,
+    so a long run's best agent can be scored (`agent:` in `sam2rl eval`) before the run ends."""
     names = sorted({t.sequence for t in tracks})
     videos, caches = [dataset[n] for n in names], [features[n] for n in names]
     env_cfg = recipe.env
@@ -150,6 +152,12 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
                            tracks=scored.tracks, features=scored.features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
+    @rank_zero_only
+    def write_best(policy: torch.nn.Module, iterations_done: int, value: float) -> None:
+        write_agent_checkpoint(out / "best_so_far.pt", actor=policy, critic=critic, recipe_yaml=recipe_yaml,
+                               tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent,
+                               extra={"iteration": iterations_done, "greedy_quality": value})
+
     warm_quality = None
     if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
         say(f"warm start: cloning {recipe.imitation.teacher}")
@@ -160,7 +168,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
     checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,  # newest only
                                   every_n_epochs=recipe.trainer.checkpoint_every)
     self_imitation = SelfImitation(recipe.imitation, t.seed) if recipe.ppo.self_imitation else None
-    selection = KeepBestGreedy(greedy_quality, t.select_every, self_imitation, report=say)
+    selection = KeepBestGreedy(greedy_quality, t.select_every, self_imitation, report=say, on_best=write_best)
     if warm_quality is not None:  # the check before the first iteration is the warm start's last one
         selection.offer(actor, 0, warm_quality, "the warm start")
     with quiet_lightning():  # one Trainer per agent: its device banner and tips once per agent otherwise
@@ -320,7 +328,7 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
             continue
         say(f"training on {len(train_tracks)} track(s), {recipe.trainer.iterations} PPO iterations")
         trained = _train(recipe, tracker, reward, dataset, train_tracks, features, out / name,
-                         recipe.resume == "auto", say, checks)
+                         recipe.resume == "auto", say, recipe_yaml, checks)
         is_main = trained.is_main
         if not is_main:
             continue
