@@ -52,10 +52,9 @@ __all__ = ["run"]
 
 @dataclass
 class _Trained:
-    """One agent after PPO: the kept actor, its critic and layout, the iteration kept (-1 when none
-    was scored), and whether this process is rank 0 (the one that writes and evaluates)."""
+    """One agent after PPO (already written by rank 0): the kept actor and its layout, the iteration kept
+    (-1 when none was scored), and whether this process is rank 0 (the one that evaluates)."""
     actor: torch.nn.Module
-    critic: torch.nn.Module
     layout: AgentLayout
     kept_iteration: int
     is_main: bool
@@ -127,8 +126,9 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
            tracks: list[Track], features: dict[str, Features], out: Path, resume: bool,
            say: Callable[[str], None], recipe_yaml: str, checks: _Checks | None = None) -> _Trained:
     """PPO for one agent; its actor is the best greedy iterate on `tracks`, or on `checks`'s tracks
-    when given (see `KeepBestGreedy`). Each new best is written to `out/best_so_far.pt` as it is found,
-    so a long run's best agent can be scored (`agent:` in `sam2rl eval`) before the run ends."""
+    when given (see `KeepBestGreedy`), written (rank 0) to `out/agent.pt`. Each new best is also written to
+    `out/best_so_far.pt` as it is found, so a long run's best agent can be scored (`agent:` in `sam2rl eval`)
+    before the run ends; both files come from one writer."""
     names = sorted({t.sequence for t in tracks})
     videos, caches = [dataset[n] for n in names], [features[n] for n in names]
     env_cfg = recipe.env
@@ -152,11 +152,13 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
                            tracks=scored.tracks, features=scored.features)
         return results["controllers"][controller.name]["overall"]["quality"]
 
+    def save(path: Path, policy: torch.nn.Module, extra: dict | None = None) -> None:
+        write_agent_checkpoint(path, actor=policy, critic=critic, recipe_yaml=recipe_yaml,
+                               tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent, extra=extra)
+
     @rank_zero_only
     def write_best(policy: torch.nn.Module, iterations_done: int, value: float) -> None:
-        write_agent_checkpoint(out / "best_so_far.pt", actor=policy, critic=critic, recipe_yaml=recipe_yaml,
-                               tracker_identity=tracker.identity, layout=layout, encoder=recipe.agent,
-                               extra={"iteration": iterations_done, "greedy_quality": value})
+        save(out / "best_so_far.pt", policy, {"iteration": iterations_done, "greedy_quality": value})
 
     warm_quality = None
     if recipe.imitation.teacher is not None and not (resume and last.is_file()):  # a resumed run has it in last.ckpt
@@ -180,6 +182,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
                             enable_progress_bar=False)  # a bar of one step per iteration; the checks report progress
         trainer.fit(module, ckpt_path=str(last) if resume and last.is_file() else None)
     if trainer.is_global_zero:
+        save(out / "agent.pt", actor)  # the kept iterate (`KeepBestGreedy` restored it)
         report = {"kept_iteration": selection.best_iteration,
                   "greedy_quality": [{"iteration": i, "quality": q} for i, q in selection.history]}
         if self_imitation is not None:
@@ -191,7 +194,7 @@ def _train(recipe: AgentRecipe, tracker: Tracker, reward: CompositeReward, datas
             "rank": trainer.global_rank, "param_checksum": float(params.double().sum()),
             "param_abs_checksum": float(params.double().abs().sum()),
             "rollout_checksum": module.rollout_checksum, "optimizer_steps": trainer.global_step})
-    return _Trained(actor, critic, layout, selection.best_iteration, trainer.is_global_zero)
+    return _Trained(actor, layout, selection.best_iteration, trainer.is_global_zero)
 
 
 def _warm_start(recipe: AgentRecipe, tracker: Tracker, dataset: VideoDataset, tracks: list[Track],
@@ -332,8 +335,6 @@ def run(recipe: AgentRecipe, recipe_path: Path | None = None) -> dict:
         is_main = trained.is_main
         if not is_main:
             continue
-        write_agent_checkpoint(finished, actor=trained.actor, critic=trained.critic, recipe_yaml=recipe_yaml,
-                               tracker_identity=tracker.identity, layout=trained.layout, encoder=recipe.agent)
         agents[name] = AgentController(trained.actor, trained.layout.actions)
         kept[name] = trained.kept_iteration
     if not is_main:  # a DDP rank other than 0: rank 0 evaluates and reports
