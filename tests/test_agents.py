@@ -205,7 +205,7 @@ def test_incomplete_agent_checkpoint_names_what_it_lacks(overfit_run: Path, tmp_
 def test_agent_layout_round_trips_and_old_flat_layouts_still_load(overfit_run: Path, tmp_path: Path) -> None:
     saved = torch.load(overfit_run / "synth-medium-1000-000-1" / "agent.pt", weights_only=False)
     assert saved["layout"]["actions"] == {"num_anchor": 1, "allow_discard": True, "allow_anchor": False,
-                                         "distinct_writes": True, "hold": 4}  # the recipe's
+                                         "distinct_writes": True, "hold": 2}  # the recipe's
     layout = AgentLayout.from_saved(saved["layout"])
     tracker = Tracker.from_spec(ModelSpec("nano", image_size=64, random_weights=True))
     assert asdict(layout) == saved["layout"] and layout.token_dim == tracker.memory_shape[0] + len(TOKEN_FEATURES)

@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 from tensordict import TensorDict
+from omegaconf import OmegaConf
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from long_stretch_env import BEST_RETURN, GLOBAL_DIM, RECENT, TOKEN_DIM, LongStretchEnv
@@ -157,8 +158,11 @@ def test_a_trained_agent_holds_its_decisions_as_in_training(tracker: Tracker, bl
     assert actor.calls == -(-decisions // 3)
 
 
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
+RECIPE_HOLD = int(OmegaConf.load(RECIPE).env.hold)  # the new learner holds decisions as the recipe does
+
 LEARNERS = {  # decisions held (frames), FIFO prior, rows per start state, PPO settings
-    "new": (4, 1.0, 8, PPOSettings(rollout_steps=None, minibatch_size=32, lr=3e-3, gamma=1.0,
+    "new": (RECIPE_HOLD, 1.0, 8, PPOSettings(rollout_steps=None, minibatch_size=32, lr=3e-3, gamma=1.0,
                                    baseline="leave_one_out", normalize_advantage="batch")),
     "old": (1, 3.0, 1, PPOSettings(rollout_steps=28, minibatch_size=32, lr=3e-3, gamma=0.9, baseline="critic",
                                    normalize_advantage="minibatch")),
@@ -168,8 +172,9 @@ LEARNERS = {  # decisions held (frames), FIFO prior, rows per start state, PPO s
 def long_stretch_learner(seed: int, iterations: int, learner: str = "new") -> float:
     """Greedy return on `LongStretchEnv` after PPO; 16 x 28 frames per iteration either way.
 
-    "new": the new learner's pieces: decisions held 4 frames, groups of 8 with a leave-one-out
-    baseline, undiscounted whole episodes, advantages scaled once, FIFO prior 1. "old": the learner
+    "new": the new learner's pieces: decisions held as `recipes/overfit.yaml` holds them (2 frames;
+    4 passes too), groups of 8 with a leave-one-out baseline, undiscounted whole episodes, advantages
+    scaled once, FIFO prior 1. "old": the learner
     it replaced: one decision a frame, FIFO prior 3, a critic with GAE at gamma 0.9, advantages
     scaled per minibatch."""
     torch.manual_seed(seed)
