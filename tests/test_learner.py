@@ -10,7 +10,6 @@ import lightning as L
 import pytest
 import torch
 from tensordict import TensorDict
-from omegaconf import OmegaConf
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from long_stretch_env import BEST_RETURN, GLOBAL_DIM, RECENT, TOKEN_DIM, LongStretchEnv
@@ -21,7 +20,9 @@ from sam2rl.agents.ppo import PPOModule
 from sam2rl.datasets import VideoDataset
 from sam2rl.envs import SAM2MemoryEnv
 from sam2rl.rewards import CompositeReward
-from sam2rl.schema.agent import EncoderSettings, EpisodeSettings, PPOSettings
+from sam2rl.run_cli import recipe_path
+from sam2rl.schema.agent import AgentRecipe, EncoderSettings, EpisodeSettings, PPOSettings
+from sam2rl.schema.recipe import load_recipe
 from sam2rl.tracker import ModelSpec, Tracker
 from sam2rl.tracker.bank import DISCARD, ActionLayout, Memories, MemoryBank
 
@@ -158,8 +159,7 @@ def test_a_trained_agent_holds_its_decisions_as_in_training(tracker: Tracker, bl
     assert actor.calls == -(-decisions // 3)
 
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "overfit.yaml"
-RECIPE_HOLD = int(OmegaConf.load(RECIPE).env.hold)  # the new learner holds decisions as the recipe does
+RECIPE_HOLD = load_recipe(recipe_path("overfit"), AgentRecipe).env.hold  # the new learner holds decisions as the recipe does
 
 LEARNERS = {  # decisions held (frames), FIFO prior, rows per start state, PPO settings
     "new": (RECIPE_HOLD, 1.0, 8, PPOSettings(rollout_steps=None, minibatch_size=32, lr=3e-3, gamma=1.0,
@@ -172,11 +172,10 @@ LEARNERS = {  # decisions held (frames), FIFO prior, rows per start state, PPO s
 def long_stretch_learner(seed: int, iterations: int, learner: str = "new") -> float:
     """Greedy return on `LongStretchEnv` after PPO; 16 x 28 frames per iteration either way.
 
-    "new": the new learner's pieces: decisions held as `recipes/overfit.yaml` holds them (2 frames;
-    4 passes too), groups of 8 with a leave-one-out baseline, undiscounted whole episodes, advantages
-    scaled once, FIFO prior 1. "old": the learner
-    it replaced: one decision a frame, FIFO prior 3, a critic with GAE at gamma 0.9, advantages
-    scaled per minibatch."""
+    "new": the new learner's pieces: decisions held as `recipes/overfit.yaml` holds them, groups of 8
+    with a leave-one-out baseline, undiscounted whole episodes, advantages scaled once, FIFO prior 1.
+    "old": the learner it replaced: one decision a frame, FIFO prior 3, a critic with GAE at gamma 0.9,
+    advantages scaled per minibatch."""
     torch.manual_seed(seed)
     hold, prior, group, settings = LEARNERS[learner]
     layout = ActionLayout(hold=hold)
